@@ -1,0 +1,95 @@
+#include "args.h"
+
+#include <cmath>
+
+namespace pgn::binding {
+
+void throw_type(Napi::Env env, const std::string& message) { throw Napi::TypeError::New(env, message); }
+void throw_range(Napi::Env env, const std::string& message) { throw Napi::RangeError::New(env, message); }
+
+Napi::Object object_arg(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  if (info.Length() <= index || !info[index].IsObject() || info[index].IsArray())
+    throw_type(info.Env(), std::string(name) + " must be an options object");
+  return info[index].As<Napi::Object>();
+}
+
+Napi::Value required(Napi::Object obj, const char* key) {
+  Napi::Value v = obj.Get(key);
+  if (v.IsUndefined() || v.IsNull()) throw_type(obj.Env(), std::string(key) + " is required");
+  return v;
+}
+
+std::string dims_text(const std::vector<int64_t>& dims) {
+  std::string s = "[";
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+  return s + "]";
+}
+
+std::vector<int64_t> dims_arg(Napi::Env env, Napi::Value value, const char* name, size_t rank) {
+  if (!value.IsArray()) throw_type(env, std::string(name) + " must be an array of " + std::to_string(rank) + " integers");
+  Napi::Array arr = value.As<Napi::Array>();
+  if (arr.Length() != rank)
+    throw_range(env, std::string(name) + " must have " + std::to_string(rank) + " dimensions, got " +
+                         std::to_string(arr.Length()));
+  std::vector<int64_t> dims(rank);
+  for (uint32_t i = 0; i < rank; ++i) {
+    Napi::Value d = arr.Get(i);
+    if (!d.IsNumber()) throw_type(env, std::string(name) + "[" + std::to_string(i) + "] must be a number");
+    const double v = d.As<Napi::Number>().DoubleValue();
+    if (!(v >= 1 && v <= static_cast<double>(kMaxElements) && std::floor(v) == v))
+      throw_range(env, std::string(name) + "[" + std::to_string(i) + "] must be a positive integer, got " +
+                           d.ToString().Utf8Value());
+    dims[i] = static_cast<int64_t>(v);
+  }
+  element_count(env, dims, name);
+  return dims;
+}
+
+int64_t element_count(Napi::Env env, const std::vector<int64_t>& dims, const char* name) {
+  int64_t n = 1;
+  for (int64_t d : dims) {
+    if (d > kMaxElements / n)
+      throw_range(env, std::string(name) + " " + dims_text(dims) + " has more than 2^31 elements");
+    n *= d;
+  }
+  return n;
+}
+
+Napi::TypedArrayOf<float> float32_arg(Napi::Env env, Napi::Value value, const char* name, int64_t expected) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw_type(env, std::string(name) + " must be a Float32Array");
+  auto arr = value.As<Napi::TypedArrayOf<float>>();
+  if (arr.ElementLength() == 0) throw_type(env, std::string(name) + " is empty or its buffer was detached");
+  if (static_cast<int64_t>(arr.ElementLength()) != expected)
+    throw_range(env, std::string(name) + " has " + std::to_string(arr.ElementLength()) +
+                         " elements but its dims call for " + std::to_string(expected));
+  return arr;
+}
+
+int64_t int_arg(Napi::Env env, Napi::Value value, const char* name, int64_t lo, int64_t hi, int64_t fallback) {
+  if (value.IsUndefined()) return fallback;
+  if (!value.IsNumber()) throw_type(env, std::string(name) + " must be a number");
+  const double v = value.As<Napi::Number>().DoubleValue();
+  if (!(v >= static_cast<double>(lo) && v <= static_cast<double>(hi) && std::floor(v) == v))
+    throw_range(env, std::string(name) + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                         "], got " + value.ToString().Utf8Value());
+  return static_cast<int64_t>(v);
+}
+
+bool bool_arg(Napi::Env env, Napi::Value value, const char* name, bool fallback) {
+  if (value.IsUndefined()) return fallback;
+  if (!value.IsBoolean()) throw_type(env, std::string(name) + " must be a boolean");
+  return value.As<Napi::Boolean>().Value();
+}
+
+std::string string_arg(Napi::Env env, Napi::Value value, const char* name) {
+  if (!value.IsString()) throw_type(env, std::string(name) + " must be a string");
+  return value.As<Napi::String>().Utf8Value();
+}
+
+double number_arg(Napi::Env env, Napi::Value value, const char* name) {
+  if (!value.IsNumber()) throw_type(env, std::string(name) + " must be a number");
+  return value.As<Napi::Number>().DoubleValue();
+}
+
+}  // namespace pgn::binding

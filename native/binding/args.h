@@ -1,0 +1,40 @@
+// Argument validation for the binding: every value JavaScript hands over is checked here, and a bad
+// one becomes a TypeError or RangeError naming the argument, before any native work starts.
+#pragma once
+
+#include <napi.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pgn::binding {
+
+// Largest element count of one tensor or map we accept (V8's typed arrays stop at 2^32 − 1 bytes
+// worth of float32 on some builds; 2^31 elements keeps every int64 product far from overflow).
+constexpr int64_t kMaxElements = int64_t{1} << 31;
+
+[[noreturn]] void throw_type(Napi::Env env, const std::string& message);
+[[noreturn]] void throw_range(Napi::Env env, const std::string& message);
+
+Napi::Object object_arg(const Napi::CallbackInfo& info, size_t index, const char* name);
+
+// A property that must exist and be of the given kind.
+Napi::Value required(Napi::Object obj, const char* key);
+
+// A list of positive integer dimensions of the given rank; the product must fit kMaxElements.
+std::vector<int64_t> dims_arg(Napi::Env env, Napi::Value value, const char* name, size_t rank);
+int64_t element_count(Napi::Env env, const std::vector<int64_t>& dims, const char* name);
+
+// A Float32Array that is attached and holds exactly product(dims) elements.
+Napi::TypedArrayOf<float> float32_arg(Napi::Env env, Napi::Value value, const char* name, int64_t expected);
+
+// An integer in [lo, hi] (or the fallback when undefined).
+int64_t int_arg(Napi::Env env, Napi::Value value, const char* name, int64_t lo, int64_t hi, int64_t fallback);
+bool bool_arg(Napi::Env env, Napi::Value value, const char* name, bool fallback);
+std::string string_arg(Napi::Env env, Napi::Value value, const char* name);
+double number_arg(Napi::Env env, Napi::Value value, const char* name);
+
+std::string dims_text(const std::vector<int64_t>& dims);
+
+}  // namespace pgn::binding

@@ -1,0 +1,67 @@
+// Base of every asynchronous native call: runs the core on the libuv pool, keeps the JavaScript
+// arrays it reads or writes alive until it finishes, and settles a promise. Core exceptions become
+// rejections: std::invalid_argument (bad values found while computing, e.g. NaN) → RangeError,
+// std::bad_alloc → Error "out of memory", anything else → Error. Nothing escapes to abort the process.
+#pragma once
+
+#include <napi.h>
+
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace pgn::binding {
+
+class Worker : public Napi::AsyncWorker {
+ public:
+  Worker(Napi::Env env, const char* name) : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
+
+  Napi::Promise Start() {
+    Queue();
+    return deferred_.Promise();
+  }
+
+  // Pins a typed array (or any object) for the duration of the call.
+  void Keep(Napi::Object obj) { kept_.push_back(Napi::Persistent(obj)); }
+
+ protected:
+  virtual void Run() = 0;
+  virtual Napi::Value Result(Napi::Env env) = 0;
+
+  Napi::Object Kept(size_t index) { return kept_[index].Value(); }
+
+ private:
+  void Execute() final {
+    try {
+      Run();
+    } catch (const std::invalid_argument& e) {
+      range_error_ = true;
+      SetError(e.what());
+    } catch (const std::bad_alloc&) {
+      SetError("out of memory");
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    } catch (...) {
+      SetError("unknown native error");
+    }
+  }
+
+  void OnOK() final {
+    Napi::HandleScope scope(Env());
+    deferred_.Resolve(Result(Env()));
+  }
+
+  void OnError(const Napi::Error& error) final {
+    Napi::HandleScope scope(Env());
+    const std::string message = error.Message();
+    deferred_.Reject(range_error_ ? Napi::RangeError::New(Env(), message).Value()
+                                  : Napi::Error::New(Env(), message).Value());
+  }
+
+  Napi::Promise::Deferred deferred_;
+  std::vector<Napi::ObjectReference> kept_;
+  bool range_error_ = false;
+};
+
+}  // namespace pgn::binding
