@@ -157,13 +157,6 @@ void feature_sums(const float* phi, int64_t plane, int64_t channels, int64_t len
   bad = bad || flag;
 }
 
-// Flat index of the first non-finite value, for the error message (only on the failure path).
-int64_t first_non_finite(const float* data, int64_t count) {
-  for (int64_t i = 0; i < count; ++i)
-    if (non_finite(data[i])) return i;
-  return -1;
-}
-
 void score_tile(Plan& plan, Tile& t, int64_t n, int64_t start, int64_t len, bool& bad) {
   const ScoreInput& in = plan.in;
   const int64_t plane = in.height * in.width;
@@ -242,10 +235,19 @@ void compute_scores(const ScoreInput& in, const std::vector<ScoreSpec>& specs, c
       any_bad = true;
     }
   });
-  if (!any_bad) return;
+  if (any_bad) throw_non_finite(in, !plan.norms.p.empty());
+}
+
+int64_t first_non_finite(const float* data, int64_t count) {
+  for (int64_t i = 0; i < count; ++i)
+    if (non_finite(data[i])) return i;
+  return -1;
+}
+
+void throw_non_finite(const ScoreInput& in, bool uses_features) {
+  const int64_t plane = in.height * in.width;
   const int64_t at = first_non_finite(in.logits, in.batch * in.classes * plane);
   if (at >= 0) throw std::invalid_argument("logits contain a non-finite value (NaN or Inf) at flat index " + std::to_string(at));
-  const bool uses_features = !plan.norms.p.empty();
   const int64_t fat = uses_features ? first_non_finite(in.features, in.batch * in.channels * plane) : -1;
   throw std::invalid_argument("features contain a non-finite value (NaN or Inf) at flat index " + std::to_string(fat));
 }

@@ -38,4 +38,10 @@ void compute_scores(const ScoreInput& in, const std::vector<ScoreSpec>& specs, c
 LabelForm label_form(const ScoreSpec& spec);
 bool is_pgn(ScoreKind kind);
 
+// Flat index of the first NaN or ±inf in data, or -1: for error messages on the failure path.
+int64_t first_non_finite(const float* data, int64_t count);
+
+// The exception compute_scores throws for non-finite inputs (shared with the CUDA backend).
+[[noreturn]] void throw_non_finite(const ScoreInput& in, bool uses_features);
+
 }  // namespace pgn
