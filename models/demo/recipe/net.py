@@ -35,6 +35,10 @@ class DemoNet(nn.Module):
         # DeepLabV3+-like head: 3x3 conv -> BN -> ReLU -> final 1x1 conv
         self.head = cbr(64 + 16, head_ch)
         self.classifier = nn.Conv2d(head_ch, num_classes, 1, bias=True)
+        # export.py sets this: upsample by a constant factor 4 (identical result for
+        # inputs divisible by 16) so that the ONNX Resize gets constant scales and
+        # the output keeps a static [N,7,256,512] shape
+        self.export_fixed_scale = False
 
     def features(self, x):
         """Input of the final 1x1 conv (phi), at 1/4 of the input resolution."""
@@ -45,6 +49,8 @@ class DemoNet(nn.Module):
 
     def forward(self, x):
         z = self.classifier(self.features(x))
+        if self.export_fixed_scale:
+            return F.interpolate(z, scale_factor=4.0, mode="bilinear", align_corners=False)
         return F.interpolate(z, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 

@@ -334,29 +334,34 @@ def ood_object(rng, kind, s):
 OOD_KINDS = ["animal", "crate", "cone", "cargo", "polygon", "debris"]
 
 
-def place_ood(rng, img, ood, sem, yh, vx, kr, ks, shadows):
+def sample_ood(rng, yh, vx, kr, ks):
+    """Draw kind, size and ground anchor of one OoD object (all randomness here)."""
     kind = OOD_KINDS[rng.integers(len(OOD_KINDS))]
-    frac = math.exp(rng.uniform(math.log(0.003), math.log(0.04)))
-    target = frac * H * W
-    # estimate size: draw once at s=40 with a throw-away generator state (same kind)
-    probe = np.random.default_rng(rng.integers(1 << 31))
-    seed = rng.integers(1 << 31)
-    m40, _ = ood_object(np.random.default_rng(seed), kind, 40.0)
-    s = 40.0 * math.sqrt(target / max(1, m40.sum()))
-    s = float(np.clip(s, 10, 140))
-    m, tex = ood_object(np.random.default_rng(seed), kind, s)
-    hs, ws = m.shape
-    # bottom anchor on road (70 %) or sidewalk, deep enough below the horizon
+    lo, hi = math.log(0.003), math.log(0.04)
+    t = rng.uniform(0, 1)
+    frac = math.exp(lo + t * (hi - lo))  # log-uniform share of the image, 0.3 % .. 4 %
+    seed = int(rng.integers(1 << 31))
+    # bottom anchor on the road (70 %) or the sidewalk; bigger objects stand nearer
+    on_road = rng.random() < 0.7
     for _ in range(20):
-        yb = rng.uniform(yh + 0.25 * (H - yh), H + 2)
-        on_road = probe.random() < 0.7
-        half = kr * (yb - yh)
+        yb = yh + (H + 2 - yh) * rng.uniform(0.2 + 0.45 * t, 1.0)
         if on_road:
-            xb = vx + rng.uniform(-0.85, 0.85) * half
+            xb = vx + rng.uniform(-0.85, 0.85) * kr * (yb - yh)
         else:
             xb = vx + rng.choice([-1, 1]) * rng.uniform(kr * 1.05, ks * 0.95) * (yb - yh)
         if 0 <= xb < W:
             break
+    return kind, frac, seed, yb, xb
+
+
+def place_ood(spec, img, sem, shadows):
+    kind, frac, seed, yb, xb = spec
+    target = frac * H * W
+    m40, _ = ood_object(np.random.default_rng(seed), kind, 40.0)
+    s = 40.0 * math.sqrt(target / max(1, m40.sum()))
+    s = float(np.clip(s, 8, 160))
+    m, tex = ood_object(np.random.default_rng(seed), kind, s)
+    hs, ws = m.shape
     x0, y0 = int(round(xb - ws / 2)), int(round(yb - (hs - 4)))
     sy0, sx0 = max(0, -y0), max(0, -x0)
     dy0, dx0 = max(0, y0), max(0, x0)
@@ -369,8 +374,7 @@ def place_ood(rng, img, ood, sem, yh, vx, kr, ks, shadows):
     shadows.append((xb, yb, ws * 0.35, max(2.0, hs * 0.04)))
     reg = img[dy0:dy1, dx0:dx1]
     reg[mm] = tt[mm]
-    ood[dy0:dy1, dx0:dx1][mm] = 1
-    sem[dy0:dy1, dx0:dx1][mm] = 255
+    sem[dy0:dy1, dx0:dx1][mm] = 255  # later (nearer) cars / persons may overwrite
 
 
 # --------------------------------------------------------------------------- scene
@@ -466,17 +470,21 @@ def render_scene(rng, n_ood=0):
         else:
             xb = vx + rng.uniform(-0.9, 0.9) * kr * (yb - yh)
         objs.append(("person", yb, xb))
+    for _ in range(n_ood):  # OoD objects take part in the depth ordering
+        spec = sample_ood(rng, yh, vx, kr, ks)
+        objs.append(("ood", spec[3], spec))
     objs.sort(key=lambda o: o[1])
     for kind, yb, xb in objs:
+        if kind == "ood":
+            place_ood(xb, img, lab, shadows)
+            continue
         scale = kr * (yb - yh)  # road half-width at that depth
         if kind == "car":
             car(rng, img, lab, xb, yb, scale * rng.uniform(0.8, 1.2), yy, xx, shadows)
         else:
             person(rng, img, lab, xb, yb, scale * rng.uniform(0.45, 0.7) + 6, yy, xx, shadows)
 
-    ood = np.zeros((H, W), np.uint8)
-    for _ in range(n_ood):
-        place_ood(rng, img, ood, lab, yh, vx, kr, ks, shadows)
+    ood = (lab == 255).astype(np.uint8)
 
     # ---------------------------------------------------------------- lighting
     light = np.ones((H, W), np.float32)
