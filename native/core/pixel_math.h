@@ -65,6 +65,14 @@ PGN_HD float fast_log(float x) {
   return m + y + 0.693359375f * e;
 }
 
+// log(1 + x) for x >= 0, accurate also when 1 + x rounds to 1 (Goldberg's correction): needed for
+// the log of the softmax denominator S = 1 + Σ_{c≠ĉ} e^{z_c − m} when one class dominates.
+PGN_HD float fast_log1p(float x) {
+  const float u = 1.0f + x;
+  const float d = u - 1.0f;
+  return d == 0.0f ? x : fast_log(u) * (x / d);
+}
+
 // e^x; x below about -87.3 (including -inf) gives exactly 0, x above 88.7 saturates near FLT_MAX.
 PGN_HD float fast_exp(float x) {
   const bool tiny = x < -87.3f;
@@ -135,43 +143,58 @@ struct SoftmaxStats {
   float ez;
 };
 
+// log S, accurate for S close to 1.
+PGN_HD float log_sum(const SoftmaxStats& st) { return fast_log1p(st.sum_other); }
+
 // Entropy, 1 − max softmax, negative max logit and energy from the statistics. Higher = more OoD.
-PGN_HD float entropy_score(const SoftmaxStats& st) {
-  const float h = fast_log(st.sum) - st.ez / st.sum;
-  return h > 0.0f ? h : 0.0f;
-}
+// H = log S − ez/S: ez ≤ 0 (every z_c − m ≤ 0), so both terms are ≥ 0 and nothing cancels.
+PGN_HD float entropy_score(const SoftmaxStats& st) { return log_sum(st) - st.ez / st.sum; }
 PGN_HD float msp_score(const SoftmaxStats& st) { return st.sum_other / st.sum; }
 PGN_HD float maxlogit_score(const SoftmaxStats& st) { return -st.max_logit; }
-PGN_HD float energy_score(const SoftmaxStats& st) { return -(st.max_logit + fast_log(st.sum)); }
+PGN_HD float energy_score(const SoftmaxStats& st) { return -(st.max_logit + log_sum(st)); }
 
-// The label factor's term for class c, ‖s − y‖_p^p summed over c, for the four label forms:
-//   OneHotExact:  y = e_ĉ   → s_c^p for c ≠ ĉ, plus (1 − s_ĉ)^p added once per pixel (one_hot_extra)
-//   OneHotCode:   authors' s·(1 − onehot) → s_c^p for c ≠ ĉ only
-//   UniformExact: y = 1/C   → |s_c − 1/C|^p
-//   UniformCode:  authors' (C−1)/C · s → s_c^p, scaled by (C−1)/C after the norm (label_scale)
+// The label factor ‖s − y‖_p for the four label forms:
+//   OneHotExact:  y = e_ĉ   → |s − y| is s_c for c ≠ ĉ and 1 − s_ĉ = Σ_{c≠ĉ} s_c for ĉ
+//   OneHotCode:   authors' s·(1 − onehot) → s_c for c ≠ ĉ, 0 for ĉ
+//   UniformExact: y = 1/C   → |s_c − 1/C|
+//   UniformCode:  authors' (C−1)/C · s
+// The one-hot forms are computed relative to r = 1 − s_ĉ = S_other/S: with q_c = e^{z_c−m}/S_other,
+// ‖s − e_ĉ‖_p = r·(Σ_{c≠ĉ} q_c^p + 1)^{1/p}. Every q_c ≤ 1 and the largest term is 1, so nothing
+// underflows when one class dominates (s_c^p for s_c ~ 1e-17 and p = 3 would be 0 in float).
 enum class LabelForm : int { OneHotExact, OneHotCode, UniformExact, UniformCode };
 
-PGN_HD float label_term(LabelForm form, float s, float log_s, bool is_argmax, float inv_c, PowKind kind, float p) {
+PGN_HD bool is_one_hot(LabelForm form) { return form == LabelForm::OneHotExact || form == LabelForm::OneHotCode; }
+
+// log S_other, or 0 when every other class underflowed (then r = 0 and the factor is 0).
+PGN_HD float log_sum_other(const SoftmaxStats& st) { return st.sum_other > 0.0f ? fast_log(st.sum_other) : 0.0f; }
+
+// log of the per-class value a form raises to p, from d = z_c − m: log q_c (one-hot) or log s_c.
+PGN_HD float label_log(LabelForm form, float d, const SoftmaxStats& st) {
+  return is_one_hot(form) ? d - log_sum_other(st) : d - log_sum(st);
+}
+
+// Σ-term of class c, given v = e^{label_log} and its log.
+PGN_HD float label_term(LabelForm form, float v, float log_v, bool is_argmax, float inv_c, PowKind kind, float p) {
   switch (form) {
     case LabelForm::OneHotExact:
     case LabelForm::OneHotCode:
-      return is_argmax ? 0.0f : pow_term_from_log(s, log_s, kind, p);
+      return is_argmax ? 0.0f : pow_term_from_log(v, log_v, kind, p);
     case LabelForm::UniformExact:
-      return pow_term(fabsf(s - inv_c), kind, p);
+      return pow_term(fabsf(v - inv_c), kind, p);
     default:
-      return pow_term_from_log(s, log_s, kind, p);
+      return pow_term_from_log(v, log_v, kind, p);
   }
 }
 
-// The once-per-pixel part of the label factor's sum: (1 − s_ĉ)^p for the exact one-hot label.
-PGN_HD float one_hot_extra(LabelForm form, const SoftmaxStats& st, PowKind kind, float p) {
-  if (form != LabelForm::OneHotExact || st.sum_other <= 0.0f) return 0.0f;
-  const float v = st.sum_other / st.sum;
-  return pow_term_from_log(v, fast_log(st.sum_other) - fast_log(st.sum), kind, p);
-}
-
-PGN_HD float label_scale(LabelForm form, int64_t classes) {
-  return form == LabelForm::UniformCode ? static_cast<float>(classes - 1) / static_cast<float>(classes) : 1.0f;
+// The label factor from the summed terms: adds the ĉ term (q-relative: 1) of the exact one-hot
+// label and applies the form's scale.
+PGN_HD float label_norm_finish(LabelForm form, float sum, const SoftmaxStats& st, int64_t classes, float p) {
+  switch (form) {
+    case LabelForm::OneHotExact: return st.sum_other / st.sum * finish_norm(sum + 1.0f, p);
+    case LabelForm::OneHotCode: return st.sum_other / st.sum * finish_norm(sum, p);
+    case LabelForm::UniformExact: return finish_norm(sum, p);
+    default: return static_cast<float>(classes - 1) / static_cast<float>(classes) * finish_norm(sum, p);
+  }
 }
 
 }  // namespace pgn

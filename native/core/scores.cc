@@ -48,11 +48,13 @@ struct Plan {
 };
 
 struct Tile {
-  float max_logit[kTile], sum[kTile], sum_other[kTile], ez[kTile], lse[kTile];
+  float max_logit[kTile], sum[kTile], sum_other[kTile], ez[kTile];
   int32_t argmax[kTile];
   float x[kTile], log_x[kTile];
   float label_acc[kTile];
-  std::vector<float> prob, log_prob;  // classes × kTile: softmax and its log, shared by all labels
+  // classes × kTile: the per-class values of the two label families and their logs (q_c for the
+  // one-hot forms, s_c for the uniform ones), computed once and shared by every p.
+  std::vector<float> one_hot_v, one_hot_log, uniform_v, uniform_log;
   std::vector<float> norm_acc;        // norms × kTile
 };
 
@@ -83,21 +85,18 @@ void softmax_stats(const float* z, int64_t plane, int64_t classes, int64_t len, 
       t.ez[i] += e * d;
     }
   }
-  for (int64_t i = 0; i < len; ++i) {
-    t.sum[i] = 1.0f + t.sum_other[i];
-    t.lse[i] = t.max_logit[i] + fast_log(t.sum[i]);
-  }
+  for (int64_t i = 0; i < len; ++i) t.sum[i] = 1.0f + t.sum_other[i];
 }
 
 PGN_VECTOR_CLONES
-void softmax(const float* z, int64_t plane, int64_t classes, int64_t len, Tile& t) {
+void label_values(const float* z, int64_t plane, int64_t classes, int64_t len, LabelForm form, float* v, float* log_v,
+                  const Tile& t) {
   for (int64_t c = 0; c < classes; ++c) {
     const float* zc = z + c * plane;
-    float* ls = t.log_prob.data() + c * kTile;
-    float* s = t.prob.data() + c * kTile;
     for (int64_t i = 0; i < len; ++i) {
-      ls[i] = zc[i] - t.lse[i];
-      s[i] = fast_exp(ls[i]);
+      const SoftmaxStats st{t.max_logit[i], t.argmax[i], t.sum[i], t.sum_other[i], t.ez[i]};
+      log_v[c * kTile + i] = label_log(form, zc[i] - t.max_logit[i], st);
+      v[c * kTile + i] = fast_exp(log_v[c * kTile + i]);
     }
   }
 }
@@ -106,17 +105,16 @@ PGN_VECTOR_CLONES
 void label_norm(int64_t classes, int64_t len, LabelForm form, float p, Tile& t) {
   const PowKind kind = pow_kind(p);
   const float inv_c = 1.0f / static_cast<float>(classes);
+  const bool one_hot = is_one_hot(form);
   for (int64_t i = 0; i < len; ++i) t.label_acc[i] = 0.0f;
   for (int32_t c = 0; c < classes; ++c) {
-    const float* s = t.prob.data() + c * kTile;
-    const float* ls = t.log_prob.data() + c * kTile;
-    for (int64_t i = 0; i < len; ++i)
-      t.label_acc[i] += label_term(form, s[i], ls[i], t.argmax[i] == c, inv_c, kind, p);
+    const float* v = (one_hot ? t.one_hot_v : t.uniform_v).data() + c * kTile;
+    const float* lv = (one_hot ? t.one_hot_log : t.uniform_log).data() + c * kTile;
+    for (int64_t i = 0; i < len; ++i) t.label_acc[i] += label_term(form, v[i], lv[i], t.argmax[i] == c, inv_c, kind, p);
   }
-  const float scale = label_scale(form, classes);
   for (int64_t i = 0; i < len; ++i) {
     const SoftmaxStats st{t.max_logit[i], t.argmax[i], t.sum[i], t.sum_other[i], t.ez[i]};
-    t.label_acc[i] = scale * finish_norm(t.label_acc[i] + one_hot_extra(form, st, kind, p), p);
+    t.label_acc[i] = label_norm_finish(form, t.label_acc[i], st, classes, p);
   }
 }
 
@@ -162,8 +160,11 @@ void score_tile(Plan& plan, Tile& t, int64_t n, int64_t start, int64_t len, bool
   const int64_t plane = in.height * in.width;
   const float* z = in.logits + n * in.classes * plane + start;
   softmax_stats(z, plane, in.classes, len, t, bad);
+  if (!t.one_hot_v.empty())
+    label_values(z, plane, in.classes, len, LabelForm::OneHotExact, t.one_hot_v.data(), t.one_hot_log.data(), t);
+  if (!t.uniform_v.empty())
+    label_values(z, plane, in.classes, len, LabelForm::UniformExact, t.uniform_v.data(), t.uniform_log.data(), t);
   if (!plan.norms.p.empty()) {
-    softmax(z, plane, in.classes, len, t);
     feature_sums(in.features + n * in.channels * plane + start, plane, in.channels, len, plan.norms, t, bad);
   }
   const int64_t base = n * plane + start;
@@ -221,9 +222,11 @@ void compute_scores(const ScoreInput& in, const std::vector<ScoreSpec>& specs, c
   parallel_for(in.batch * tiles_per_image, threads, [&](int64_t begin, int64_t end) {
     Tile t;
     t.norm_acc.resize(plan.norms.p.size() * kTile);
-    if (!plan.norms.p.empty()) {
-      t.prob.resize(static_cast<size_t>(in.classes * kTile));
-      t.log_prob.resize(static_cast<size_t>(in.classes * kTile));
+    const size_t per_class = static_cast<size_t>(in.classes * kTile);
+    for (const ScoreSpec& s : specs) {
+      const bool one_hot = s.kind == ScoreKind::PgnOneHot, uniform = s.kind == ScoreKind::PgnUniform;
+      if (one_hot && t.one_hot_v.empty()) t.one_hot_v.resize(per_class), t.one_hot_log.resize(per_class);
+      if (uniform && t.uniform_v.empty()) t.uniform_v.resize(per_class), t.uniform_log.resize(per_class);
     }
     bool bad = false;
     for (int64_t k = begin; k < end && !bad; ++k) {

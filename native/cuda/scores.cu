@@ -48,14 +48,13 @@ __device__ SoftmaxStats pixel_stats(const float* z, int64_t plane, int64_t class
 __device__ float pgn_label_norm(const float* z, int64_t plane, int64_t classes, const SoftmaxStats& st, LabelForm form,
                                 float p) {
   const PowKind kind = pow_kind(p);
-  const float lse = st.max_logit + fast_log(st.sum);
   const float inv_c = 1.0f / static_cast<float>(classes);
   float acc = 0.0f;
   for (int64_t c = 0; c < classes; ++c) {
-    const float log_s = z[c * plane] - lse;
-    acc += label_term(form, fast_exp(log_s), log_s, c == st.argmax, inv_c, kind, p);
+    const float log_v = label_log(form, z[c * plane] - st.max_logit, st);
+    acc += label_term(form, fast_exp(log_v), log_v, c == st.argmax, inv_c, kind, p);
   }
-  return label_scale(form, classes) * finish_norm(acc + one_hot_extra(form, st, kind, p), p);
+  return label_norm_finish(form, acc, st, classes, p);
 }
 
 __global__ void scores_kernel(const float* logits, const float* features, Geometry g, const DeviceSpec* specs,

@@ -1,0 +1,18 @@
+/** Option parsers shared by the subcommands. */
+import { InvalidArgumentError } from 'commander';
+
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+export function parseSize(value: string): [number, number] {
+  const m = /^(\d+)x(\d+)$/i.exec(value.trim());
+  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new InvalidArgumentError('expected HxW, e.g. 1024x2048');
+  return [Number(m[1]), Number(m[2])];
+}
+
+export function parseCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
+  return n;
+}

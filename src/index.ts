@@ -1,0 +1,16 @@
+/** pgn-ood: pixel-wise gradient uncertainty for OoD segmentation (arXiv 2303.06920). */
+export * from './errors';
+export {
+  SCORE_KINDS,
+  DEFAULT_P,
+  parseScore,
+  normalizeScore,
+  scoreName,
+  scoreLabel,
+  computeScores,
+  upsample,
+  backends,
+} from './scores';
+export type { ScoreKind, ScoreSpec, Backend, Tensor, MapStack, ScoreOptions, ScoreResult, UpsampleOptions } from './scores';
+export { readNpy, readFloatNpy, writeNpy, parseNpy, encodeNpy } from './npy';
+export type { Npy, NpyArray } from './npy';

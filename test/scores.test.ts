@@ -1,0 +1,131 @@
+import { computeScores, parseScore, scoreName, scoreLabel, ScoreSpec } from '../src/scores';
+import { randomArray, referenceScores, rng } from './helpers/reference';
+
+const P_VALUES = [0.1, 0.3, 0.5, 0.7, 1, 2, 3];
+const ALL_SPECS: ScoreSpec[] = [
+  ...P_VALUES.flatMap((p) => [
+    { kind: 'pgn-oh' as const, p, variant: 'exact' as const },
+    { kind: 'pgn-oh' as const, p, variant: 'code' as const },
+    { kind: 'pgn-uni' as const, p, variant: 'exact' as const },
+    { kind: 'pgn-uni' as const, p, variant: 'code' as const },
+  ]),
+  { kind: 'entropy' },
+  { kind: 'msp' },
+  { kind: 'maxlogit' },
+  { kind: 'energy' },
+];
+
+// Relative bounds from the issue: 1e-5 for p >= 0.5, 1e-4 below; an absolute floor for scores near 0.
+function tolerance(spec: ScoreSpec): number {
+  return spec.p !== undefined && spec.p < 0.5 ? 1e-4 : 1e-5;
+}
+
+function expectClose(actual: Float32Array, expected: Float64Array, spec: ScoreSpec, absFloor: number): void {
+  const rel = tolerance(spec);
+  let worst = 0;
+  let worstAt = -1;
+  for (let i = 0; i < expected.length; i++) {
+    const err = Math.abs(actual[i] - expected[i]) / Math.max(Math.abs(expected[i]), absFloor);
+    if (!(err <= worst)) {
+      worst = err;
+      worstAt = i;
+    }
+  }
+  if (!(worst <= rel)) throw new Error(`${scoreLabel(spec)}: relative error ${worst} > ${rel} at ${worstAt}: got ${actual[worstAt]}, reference ${expected[worstAt]}`);
+}
+
+async function checkAgainstReference(logits: Float32Array, features: Float32Array, dims: { N: number; C: number; F: number; h: number; w: number }, absFloor = 1e-6) {
+  const { N, C, F, h, w } = dims;
+  const result = await computeScores({ data: logits, dims: [N, C, h, w] }, { data: features, dims: [N, F, h, w] }, { scores: ALL_SPECS });
+  ALL_SPECS.forEach((spec, k) => expectClose(result.maps[k].map.data, referenceScores(logits, [N, C, h, w], features, F, spec as never), spec, absFloor));
+  return result;
+}
+
+describe('scores against a float64 reference', () => {
+  test.each([
+    [1, 19, 64, 7, 23],
+    [2, 2, 1, 5, 3],
+    [3, 7, 33, 11, 13],
+  ])('random inputs N=%i C=%i F=%i %ix%i (tile edges included)', async (N, C, F, h, w) => {
+    const r = rng(N * 1000 + C * 10 + F);
+    const logits = randomArray(N * C * h * w, r, -8, 8);
+    const features = randomArray(N * F * h * w, r, -3, 3).map((v) => (v < -1.5 ? 0 : v)); // ReLU-like zeros too
+    await checkAgainstReference(logits, features, { N, C, F, h, w });
+  });
+
+  test('extreme logits (±1e4) give finite scores matching the reference', async () => {
+    const r = rng(7);
+    const N = 1, C = 5, F = 8, h = 4, w = 4;
+    const logits = randomArray(N * C * h * w, r, -1e4, 1e4);
+    const features = randomArray(N * F * h * w, r, 0, 2);
+    const result = await checkAgainstReference(logits, features, { N, C, F, h, w }, 1e-6);
+    for (const m of result.maps) expect(m.map.data.every(Number.isFinite)).toBe(true);
+  });
+
+  test('one class dominating: pgn-oh is tiny but accurate, msp is 1 − s_max without cancellation', async () => {
+    const N = 1, C = 19, F = 16, h = 3, w = 3;
+    const r = rng(11);
+    const logits = randomArray(N * C * h * w, r, -1, 1);
+    for (let i = 0; i < h * w; i++) logits[4 * h * w + i] = 30 + i; // class 4 wins by ~30 nats
+    const features = randomArray(N * F * h * w, r, 0.1, 1);
+    const result = await checkAgainstReference(logits, features, { N, C, F, h, w }, 1e-30);
+    const msp = result.maps.find((m) => m.spec.kind === 'msp')!.map.data;
+    expect(msp[0]).toBeGreaterThan(0);
+    expect(msp[0]).toBeLessThan(1e-11);
+    expect(Array.from(result.prediction!.data)).toEqual(new Array(h * w).fill(4));
+  });
+
+  test('zero features give PGN score exactly 0 for every p and label', async () => {
+    const r = rng(3);
+    const logits = randomArray(2 * 6 * 5 * 5, r, -4, 4);
+    const features = new Float32Array(2 * 9 * 5 * 5);
+    const result = await computeScores({ data: logits, dims: [2, 6, 5, 5] }, { data: features, dims: [2, 9, 5, 5] }, { scores: ALL_SPECS.filter((s) => s.kind.startsWith('pgn')) });
+    for (const m of result.maps) expect(m.map.data.every((v) => v === 0)).toBe(true);
+  });
+
+  test('subnormal features are handled like the reference', async () => {
+    const features = new Float32Array([1e-40, 3e-39, 0, 1e-45]);
+    const logits = new Float32Array([1, 0]);
+    await checkAgainstReference(logits, features, { N: 1, C: 2, F: 4, h: 1, w: 1 }, 1e-30);
+  });
+
+  test('equal logits: pgn-uni exact is ~0, entropy is log C, msp is 1 − 1/C', async () => {
+    const C = 10;
+    const result = await computeScores({ data: new Float32Array(C).fill(2.5), dims: [1, C, 1, 1] }, { data: new Float32Array([1, 2]), dims: [1, 2, 1, 1] }, { scores: ['pgn-uni:p=2', 'entropy', 'msp'] });
+    expect(result.maps[0].map.data[0]).toBeLessThan(1e-6);
+    expect(result.maps[1].map.data[0]).toBeCloseTo(Math.log(C), 5);
+    expect(result.maps[2].map.data[0]).toBeCloseTo(1 - 1 / C, 6);
+  });
+
+  test('the prediction map is the argmax (first index on ties)', async () => {
+    const logits = new Float32Array([0, 5, 1, /* c1 */ 2, 5, 0, /* c2 */ 1, 5, 9]);
+    const result = await computeScores({ data: logits, dims: [1, 3, 1, 3] }, undefined, { scores: ['msp'] });
+    expect(Array.from(result.prediction!.data)).toEqual([1, 0, 2]);
+  });
+
+  test('thread counts do not change results; concurrent calls each get their own', async () => {
+    const r = rng(99);
+    const N = 2, C = 8, F = 32, h = 40, w = 50;
+    const logits = randomArray(N * C * h * w, r, -5, 5);
+    const features = randomArray(N * F * h * w, r, 0, 3);
+    const run = (threads: number) => computeScores({ data: logits, dims: [N, C, h, w] }, { data: features, dims: [N, F, h, w] }, { scores: ['pgn-oh:p=0.3', 'entropy'], threads });
+    const [one, three, dflt] = await Promise.all([run(1), run(3), run(0)]);
+    expect(three.maps[0].map.data).toEqual(one.maps[0].map.data);
+    expect(dflt.maps[1].map.data).toEqual(one.maps[1].map.data);
+  });
+});
+
+describe('score names', () => {
+  test('parse and name', () => {
+    expect(parseScore('pgn-oh:p=0.5')).toEqual({ kind: 'pgn-oh', p: 0.5, variant: 'exact' });
+    expect(parseScore('pgn-uni:p=2:variant=code')).toEqual({ kind: 'pgn-uni', p: 2, variant: 'code' });
+    expect(parseScore('pgn-oh')).toEqual({ kind: 'pgn-oh', p: 0.5, variant: 'exact' });
+    expect(scoreName('pgn-oh:p=0.5')).toBe('pgn-oh_p0.5');
+    expect(scoreName('pgn-uni:p=2:variant=code')).toBe('pgn-uni_p2_code');
+    expect(scoreName('entropy')).toBe('entropy');
+    expect(scoreLabel({ kind: 'pgn-oh', p: 1 })).toBe('pgn-oh:p=1');
+  });
+  test.each(['foo', 'pgn-oh:p=0', 'pgn-oh:p=-1', 'pgn-oh:p=abc', 'pgn-oh:q=1', 'entropy:p=1', 'pgn-oh:variant=fast', 'pgn-oh:p='])('rejects %s with RangeError', (s) => {
+    expect(() => parseScore(s)).toThrow(RangeError);
+  });
+});
