@@ -43,14 +43,14 @@ export async function decodeImage(input: string | Buffer | Uint8Array, opts: Dec
   if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`limitInputPixels must be a positive integer, got ${limit}`);
   const source = typeof input === 'string' || Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   try {
-    const image = sharp(source, { limitInputPixels: limit, autoOrient: true });
     // The header alone tells the size: refuse decompression bombs before any pixel is allocated.
-    const { width, height } = await image.metadata();
+    // sharp would refuse them too (limitInputPixels, below), but without saying the size claimed.
+    const { width, height } = await sharp(source, { limitInputPixels: false }).metadata();
     if (!width || !height) throw new ImageError(`${label}: image has no dimensions`);
     if (width * height > limit) {
       throw new ImageError(`${label}: image claims ${width}x${height} = ${width * height} pixels, more than the limit of ${limit}; not decoded`);
     }
-    const { data, info } = await image
+    const { data, info } = await sharp(source, { limitInputPixels: limit, autoOrient: true })
       .removeAlpha()
       .toColourspace('srgb') // greyscale → 3 channels, 16-bit → 8-bit
       .raw({ depth: 'uchar' })

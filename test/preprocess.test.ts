@@ -1,0 +1,196 @@
+import sharp from 'sharp';
+import { promises as fs } from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { deflateSync } from 'zlib';
+import { ImageError } from '../src/errors';
+import { ModelCardInput } from '../src/model-card';
+import { decodeImage, DecodedImage, toTensor } from '../src/preprocess';
+
+/** width × height RGB bytes, each pixel distinct. */
+function gradient(width: number, height: number): Buffer {
+  return Buffer.from(Array.from({ length: width * height * 3 }, (_, i) => (i * 7) % 256));
+}
+
+const raw = (data: Buffer, width: number, height: number, channels: 1 | 2 | 3 | 4) =>
+  sharp(data, { raw: { width, height, channels } });
+
+async function expectImageError(promise: Promise<unknown>, message: RegExp): Promise<void> {
+  const err = await promise.then(() => null, (e: unknown) => e);
+  expect(err).toBeInstanceOf(ImageError);
+  expect((err as Error).message).toMatch(message);
+}
+
+function crc32(bytes: Uint8Array): number {
+  let crc = 0xffffffff;
+  for (const b of bytes) {
+    crc ^= b;
+    for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0xedb88320 : crc >>> 1;
+  }
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+function pngChunk(type: string, body: Buffer): Buffer {
+  const typed = Buffer.concat([Buffer.from(type, 'ascii'), body]);
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(body.length);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(typed));
+  return Buffer.concat([len, typed, crc]);
+}
+
+/** A PNG whose header claims width × height RGB pixels, followed by a few bytes of pixel data. */
+function pngHeaderClaiming(width: number, height: number): Buffer {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8); // 8 bits, truecolour, deflate, no filter, no interlace
+  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  const idat = pngChunk('IDAT', deflateSync(Buffer.alloc(16)));
+  return Buffer.concat([signature, pngChunk('IHDR', ihdr), idat, pngChunk('IEND', Buffer.alloc(0))]);
+}
+
+describe('decodeImage', () => {
+  const W = 6;
+  const H = 4;
+  const rgb = gradient(W, H);
+
+  test.each([
+    ['PNG', () => raw(rgb, W, H, 3).png().toBuffer()],
+    ['lossless WebP', () => raw(rgb, W, H, 3).webp({ lossless: true }).toBuffer()],
+  ])('%s decodes to the exact RGB bytes', async (_format, encode) => {
+    const image = await decodeImage(await encode());
+    expect([image.width, image.height, image.channels]).toEqual([W, H, 3]);
+    expect(image.data.equals(rgb)).toBe(true);
+  });
+
+  test('JPEG decodes to RGB close to the original', async () => {
+    const flat = Buffer.alloc(16 * 16 * 3, 0).fill(Buffer.from([200, 100, 50]));
+    const image = await decodeImage(await raw(flat, 16, 16, 3).jpeg({ quality: 95 }).toBuffer());
+    expect([image.width, image.height]).toEqual([16, 16]);
+    for (let i = 0; i < image.data.length; i++) expect(Math.abs(image.data[i]! - flat[i]!)).toBeLessThanOrEqual(3);
+  });
+
+  test('greyscale becomes RGB with equal channels', async () => {
+    const grey = Buffer.from(Array.from({ length: W * H }, (_, i) => i * 10));
+    const image = await decodeImage(await raw(grey, W, H, 1).png().toBuffer());
+    expect(image.channels).toBe(3);
+    expect(Array.from(image.data)).toEqual(Array.from(grey).flatMap((v) => [v, v, v]));
+  });
+
+  test('alpha is dropped, colours kept', async () => {
+    const rgba = Buffer.from(Array.from({ length: W * H * 4 }, (_, i) => (i % 4 === 3 ? 128 : rgb[(i >> 2) * 3 + (i % 4)]!)));
+    const image = await decodeImage(await raw(rgba, W, H, 4).png().toBuffer());
+    expect(image.data.equals(rgb)).toBe(true);
+  });
+
+  test('16-bit PNG is reduced to 8 bits', async () => {
+    // raw input given as a Uint16Array is read as 16-bit samples; v·257 is v in 16 bits
+    const wide = Uint16Array.from(rgb, (v) => v * 257);
+    const png16 = await sharp(wide, { raw: { width: W, height: H, channels: 3 } }).toColourspace('rgb16').png().toBuffer();
+    expect((await sharp(png16).metadata()).depth).toBe('ushort');
+    const image = await decodeImage(png16);
+    expect(image.data.equals(rgb)).toBe(true);
+  });
+
+  test('EXIF orientation is applied (orientation 6: rotate 90° clockwise)', async () => {
+    // 16 wide × 8 high: left half red, right half blue
+    const data = Buffer.alloc(16 * 8 * 3);
+    for (let p = 0; p < 16 * 8; p++) data.set(p % 16 < 8 ? [255, 0, 0] : [0, 0, 255], p * 3);
+    const jpeg = await raw(data, 16, 8, 3).jpeg({ quality: 100 }).withMetadata({ orientation: 6 }).toBuffer();
+    const image = await decodeImage(jpeg);
+    expect([image.width, image.height]).toEqual([8, 16]);
+    const at = (x: number, y: number) => Array.from(image.data.subarray((y * 8 + x) * 3, (y * 8 + x) * 3 + 3));
+    expect(at(4, 2)[0]).toBeGreaterThan(200); // the left (red) half is now on top
+    expect(at(4, 13)[2]).toBeGreaterThan(200);
+  });
+
+  test('a file path is read, and named in errors', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'pgn-img-'));
+    try {
+      const file = path.join(dir, 'a.png');
+      await raw(rgb, W, H, 3).png().toFile(file);
+      expect((await decodeImage(file)).data.equals(rgb)).toBe(true);
+      const broken = path.join(dir, 'broken.png');
+      await fs.writeFile(broken, (await fs.readFile(file)).subarray(0, 40));
+      await expectImageError(decodeImage(broken), new RegExp(`^${broken.replace(/[.\\]/g, '\\$&')}: cannot decode image \\(`));
+      await expectImageError(decodeImage(path.join(dir, 'missing.png')), /missing\.png: cannot decode image \(Input file is missing/);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a header claiming 100000x100000 pixels is refused before decoding', async () => {
+    const bomb = pngHeaderClaiming(100000, 100000);
+    expect((await sharp(bomb, { limitInputPixels: false }).metadata()).width).toBe(100000); // a well-formed header
+    await expectImageError(decodeImage(bomb), /^<buffer>: image claims 100000x100000 = 10000000000 pixels, more than the limit of 268402689; not decoded$/);
+  });
+
+  test('the pixel limit is configurable', async () => {
+    const png = await raw(gradient(64, 64), 64, 64, 3).png().toBuffer();
+    await expectImageError(decodeImage(png, { limitInputPixels: 1000 }), /64x64 = 4096 pixels, more than the limit of 1000/);
+    await expect(decodeImage(png, { limitInputPixels: 0 })).rejects.toThrow(RangeError);
+  });
+
+  test('empty, truncated, corrupt and unsupported buffers', async () => {
+    const jpeg = await raw(gradient(32, 32), 32, 32, 3).jpeg().toBuffer();
+    const png = await raw(gradient(32, 32), 32, 32, 3).png().toBuffer();
+    await expectImageError(decodeImage(Buffer.alloc(0)), /^<buffer>: cannot decode image \(Input Buffer is empty\)$/);
+    await expectImageError(decodeImage(new Uint8Array(0)), /Input Buffer is empty/);
+    await expectImageError(decodeImage(jpeg.subarray(0, jpeg.length >> 1)), /^<buffer>: cannot decode image \(.*premature end of JPEG/);
+    await expectImageError(decodeImage(png.subarray(0, png.length - 30)), /^<buffer>: cannot decode image \(/);
+    await expectImageError(decodeImage(Buffer.from('just some text, not an image')), /unsupported image format/);
+  });
+});
+
+describe('toTensor', () => {
+  const input = (o: Partial<ModelCardInput>): { input: ModelCardInput } => ({
+    input: { name: 'input', resize: 'none', channelOrder: 'rgb', scale: 255, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], ...o },
+  });
+  const image = (width: number, height: number, data = gradient(width, height)): DecodedImage => ({ data, width, height, channels: 3 });
+
+  test.each(['rgb', 'bgr'] as const)('resize "none", %s: (v / scale − mean) / std in NCHW', async (order) => {
+    const im = image(3, 2);
+    const card = input({ channelOrder: order, scale: 1, mean: [123.675, 116.28, 103.53], std: [58.395, 57.12, 57.375] });
+    const { data, dims, sizes } = await toTensor([im], card);
+    expect(dims).toEqual([1, 3, 2, 3]);
+    expect(sizes).toEqual([{ width: 3, height: 2 }]);
+    for (let c = 0; c < 3; c++) {
+      const source = order === 'rgb' ? c : 2 - c;
+      for (let y = 0; y < 2; y++)
+        for (let x = 0; x < 3; x++) {
+          const v = im.data[(y * 3 + x) * 3 + source]!;
+          const expected = (v / 1 - card.input.mean[c]) / card.input.std[c];
+          expect(data[(c * 2 + y) * 3 + x]).toBeCloseTo(expected, 5);
+        }
+    }
+  });
+
+  test('batches lay images out one after the other', async () => {
+    const a = image(2, 2);
+    const b = image(2, 2, Buffer.alloc(12, 255));
+    const { data, dims } = await toTensor([a, b], input({}));
+    expect(dims).toEqual([2, 3, 2, 2]);
+    expect(data[12]).toBeCloseTo((1 - 0.485) / 0.229, 5); // image 1, channel 0, pixel 0
+    expect(data[0]).toBeCloseTo((a.data[0]! / 255 - 0.485) / 0.229, 5);
+  });
+
+  test('resize "stretch" brings every image to the card size and keeps the original sizes', async () => {
+    const flat = (w: number, h: number) => image(w, h, Buffer.alloc(w * h * 3).fill(Buffer.from([10, 128, 250])));
+    const { data, dims, sizes } = await toTensor([flat(7, 3), flat(20, 30)], input({ resize: 'stretch', width: 8, height: 6, scale: 255, mean: [0, 0, 0], std: [1, 1, 1] }));
+    expect(dims).toEqual([2, 3, 6, 8]);
+    expect(sizes).toEqual([{ width: 7, height: 3 }, { width: 20, height: 30 }]);
+    // a flat image stays flat under bilinear resampling
+    for (let n = 0; n < 2; n++)
+      [10, 128, 250].forEach((v, c) => {
+        const planeValues = data.subarray((n * 3 + c) * 48, (n * 3 + c + 1) * 48);
+        for (const x of planeValues) expect(x).toBeCloseTo(v / 255, 5);
+      });
+  });
+
+  test('resize "none" refuses images of different sizes, and an empty batch', async () => {
+    await expect(toTensor([image(4, 4), image(4, 5)], input({}))).rejects.toThrow(/image 0 is 4x4, image 1 is 4x5/);
+    await expect(toTensor([image(4, 4), image(4, 5)], input({}))).rejects.toBeInstanceOf(RangeError);
+    await expect(toTensor([], input({}))).rejects.toBeInstanceOf(RangeError);
+  });
+});
