@@ -3,6 +3,7 @@
  * (float16 and float64 widened or narrowed to float32), write float32/uint8/int32/uint32.
  */
 import fs from 'node:fs';
+import { types } from 'node:util';
 import { TensorFileError } from './errors';
 import { writeFileAtomic } from './files';
 
@@ -101,14 +102,14 @@ export async function readNpy(file: string): Promise<Npy> {
 /** Reads a float tensor (float16/32/64 on disk) as Float32Array. */
 export async function readFloatNpy(file: string): Promise<Npy<Float32Array>> {
   const npy = await readNpy(file);
-  if (!(npy.data instanceof Float32Array)) throw new TensorFileError(`${file}: expected a float array, got dtype ${npy.dtype}`);
+  if (!(types.isFloat32Array(npy.data))) throw new TensorFileError(`${file}: expected a float array, got dtype ${npy.dtype}`);
   return npy as Npy<Float32Array>;
 }
 
 function descrOf(data: NpyArray): string {
-  if (data instanceof Float32Array) return '<f4';
-  if (data instanceof Uint8Array) return '|u1';
-  if (data instanceof Int32Array) return '<i4';
+  if (types.isFloat32Array(data)) return '<f4';
+  if (types.isUint8Array(data)) return '|u1';
+  if (types.isInt32Array(data)) return '<i4';
   return '<u4';
 }
 

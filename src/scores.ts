@@ -2,6 +2,8 @@
  * Per-pixel OoD scores (DESIGN.md §1) from logits and penultimate features, computed natively.
  * Higher = more likely out-of-distribution, for every score.
  */
+// util.types checks work across realms (vm contexts, Jest), where instanceof does not.
+import { types } from 'node:util';
 import { BackendError } from './errors';
 import { native } from './native';
 
@@ -106,7 +108,7 @@ export function checkBackend(backend: Backend | undefined): void {
 }
 
 function checkTensor(t: Tensor | undefined, name: string): void {
-  if (t === null || typeof t !== 'object' || !(t.data instanceof Float32Array) || !Array.isArray(t.dims))
+  if (t === null || typeof t !== 'object' || !(types.isFloat32Array(t.data)) || !Array.isArray(t.dims))
     throw new TypeError(`${name} must be { data: Float32Array, dims: [N, ${name === 'logits' ? 'C' : 'F'}, h, w] }`);
 }
 
@@ -146,7 +148,7 @@ export interface UpsampleOptions {
 
 /** Bilinear resize of every map of a stack to [height, width], F.interpolate semantics. */
 export async function upsample(maps: MapStack, size: [number, number], options: UpsampleOptions = {}): Promise<MapStack> {
-  if (maps === null || typeof maps !== 'object' || !(maps.data instanceof Float32Array) || !Array.isArray(maps.dims))
+  if (maps === null || typeof maps !== 'object' || !(types.isFloat32Array(maps.data)) || !Array.isArray(maps.dims))
     throw new TypeError('maps must be { data: Float32Array, dims: [N, h, w] }');
   if (!Array.isArray(size)) throw new TypeError('size must be [height, width]');
   const data = await native.upsample({ input: maps.data, dims: maps.dims, size, alignCorners: options.alignCorners, threads: options.threads });

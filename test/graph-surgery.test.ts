@@ -108,12 +108,17 @@ describe('analyzeModel + exposeFeatures on supported models', () => {
     expect(maxAbsDiff(applyConv(a, feat), out[a.conv.output]!.data as Float32Array)).toBeLessThanOrEqual(1e-5);
   });
 
-  test('float16 weights are converted to float32', () => {
+  test('float16 final conv: weights converted to float32, outputs exposed as float16', async () => {
     const { bytes, kernel, bias } = buildSegModel({ weightStorage: 'fp16' });
     const a = analyzeModel(bytes);
     expect(a.elemType).toBe(onnx.TensorProto.DataType.FLOAT16);
+    expect([a.conv.input, a.conv.output]).toEqual(['feat_h', 'conv_out_h']);
+    expect(a.chain).toEqual(['Cast', 'Resize']);
     expect(maxAbsDiff(a.kernel, kernel)).toBeLessThan(2.5e-4); // half precision for |w| ≤ 0.5
     expect(maxAbsDiff(a.bias!, bias!)).toBeLessThan(2.5e-4);
+    const out = await run(exposeFeatures(bytes, a), randomInput([1, 3, 16, 16]), ['feat_h', 'conv_out_h']);
+    expect([out.feat_h!.type, out.conv_out_h!.type]).toEqual(['float16', 'float16']);
+    expect(out.feat_h!.dims).toEqual([1, 8, 8, 8]);
   });
 
   test('features already an output (found, or named via featuresOutput) need no features surgery', async () => {

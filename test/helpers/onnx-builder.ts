@@ -156,7 +156,7 @@ export interface SegModelOptions {
   bias?: boolean;
   /** How the final conv's weight and bias reach it. */
   weightVia?: 'initializer' | 'constant' | 'identity';
-  /** Storage of the final conv's weight. */
+  /** Storage of the final conv's weight; 'fp16' also runs that conv in half precision. */
   weightStorage?: 'raw' | 'typed' | 'fp16';
   /** Dropout + Identity between the backbone and the final conv (mmsegmentation style). */
   dropout?: boolean;
@@ -171,7 +171,8 @@ export interface SegModelOptions {
 
 /**
  * A segmentation network in miniature: Conv3x3 stride 2 → Relu [→ Dropout → Identity] → "feat" →
- * final Conv1x1 → "conv_out" → head → "logits". Feature resolution is half the input's.
+ * final Conv1x1 → "conv_out" → head → "logits" (with fp16 weights: "feat" → Cast → "feat_h" →
+ * Conv1x1 → "conv_out_h" → Cast → "conv_out"). Feature resolution is half the input's.
  */
 export function buildSegModel(o: SegModelOptions = {}): { bytes: Uint8Array; kernel: Float32Array; bias: Float32Array | null } {
   const C = o.classes ?? 5;
@@ -191,7 +192,11 @@ export function buildSegModel(o: SegModelOptions = {}): { bytes: Uint8Array; ker
   const head = o.head ?? 'resize-scales';
   // Without a head the conv writes the logits output itself (mmsegmentation's conv_seg).
   const convOut = head === 'none' ? 'logits' : 'conv_out';
-  g.node('Conv', ['feat', ...inputs], [convOut], { kernel_shape: [1, 1] }, o.finalConvName ?? 'classifier.4');
+  // float16 weights: the final conv runs in half precision between two Casts
+  const half = o.weightStorage === 'fp16';
+  if (half) g.node('Cast', ['feat'], ['feat_h'], { to: DT.FLOAT16 }, 'to_half');
+  g.node('Conv', [half ? 'feat_h' : 'feat', ...inputs], [half ? 'conv_out_h' : convOut], { kernel_shape: [1, 1] }, o.finalConvName ?? 'classifier.4');
+  if (half) g.node('Cast', ['conv_out_h'], [convOut], { to: DT.FLOAT }, 'to_float');
   addHead(g, head, C);
   if (o.withValueInfo) g.valueInfo('feat', ['N', F, 'h', 'w']).valueInfo(convOut, ['N', C, 'h', 'w']);
   const outShape = o.dynamic || head !== 'resize-scales' ? undefined : [1, C, 16, 16];
