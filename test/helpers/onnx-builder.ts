@@ -250,3 +250,26 @@ function addHead(g: GraphBuilder, head: NonNullable<SegModelOptions['head']>, C:
       return;
   }
 }
+
+/** z = K·φ + β at every pixel of φ [N,F,h,w], K [C,F] row-major: the reference for the exposed conv output. */
+export function conv1x1(kernel: Float32Array, bias: Float32Array | null, phi: Float32Array, dims: readonly number[]): Float32Array {
+  const [N, F, h, w] = dims as [number, number, number, number];
+  const C = kernel.length / F;
+  const hw = h * w;
+  const z = new Float32Array(N * C * hw);
+  for (let n = 0; n < N; n++)
+    for (let c = 0; c < C; c++)
+      for (let p = 0; p < hw; p++) {
+        let s = bias ? bias[c]! : 0;
+        for (let f = 0; f < F; f++) s += kernel[c * F + f]! * phi[(n * F + f) * hw + p]!;
+        z[(n * C + c) * hw + p] = s;
+      }
+  return z;
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new RangeError(`lengths differ: ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
