@@ -103,9 +103,11 @@ class ModelGraph {
     return new ModelError(`${this.source}: ${message}`);
   }
 
-  label(index: number): string {
-    const node = this.nodes[index]!;
-    return node.name ? `${node.opType} "${node.name}"` : `${node.opType} #${index} (unnamed)`;
+  /** `Resize "resize_1"`, or `Resize #3 (unnamed)`; with `node`: `Resize node "resize_1"`. */
+  label(index: number, node = false): string {
+    const n = this.nodes[index]!;
+    const op = node ? `${n.opType} node` : n.opType;
+    return n.name ? `${op} "${n.name}"` : `${op} #${index} (unnamed)`;
   }
 
   /** The image input: graph inputs that are not initializers (old exporters list weights as inputs too). */
@@ -155,7 +157,7 @@ class ModelGraph {
       const check = this.checkConv(node);
       if (check.ok) return { ok: true, conv: index, weight: check.weight, via: via.reverse() };
       const hint = HINTS[node.opType ?? ''] ?? NEED;
-      return { ok: false, reason: `final layer of output "${output}" is ${this.label(index)}${check.detail}${reached}: ${hint}` };
+      return { ok: false, reason: `final layer of output "${output}" is ${this.label(index, true)}${check.detail}${reached}: ${hint}` };
     }
   }
 

@@ -140,7 +140,7 @@ describe('analyzeModel + exposeFeatures on supported models', () => {
     const bytes = g.build();
     expect(analyzeModel(bytes).logitsOutput).toBe('logits');
     expect(analyzeModel(bytes, { logitsOutput: 'logits' }).conv.name).toBe('cls');
-    expectModelError(() => analyzeModel(bytes, { logitsOutput: 'probs' }), /is Softmax "softmax": the model outputs probabilities/);
+    expectModelError(() => analyzeModel(bytes, { logitsOutput: 'probs' }), /is Softmax node "softmax": the model outputs probabilities/);
     expectModelError(() => analyzeModel(bytes, { logitsOutput: 'out' }), /no output "out"; its outputs are "probs", "logits"/);
   });
 });
@@ -167,7 +167,7 @@ describe('analyzeModel refuses unusable models with a ModelError saying why', ()
     });
     expectModelError(
       () => analyzeModel(bytes, { source: 'm.onnx' }),
-      /^m\.onnx: final layer of output "logits" is Conv "head" with a 3x3 kernel \(reached via Resize "resize_1"\): pgn-ood needs a 1x1 Conv with group 1 producing the logits$/,
+      /^m\.onnx: final layer of output "logits" is Conv node "head" with a 3x3 kernel \(reached via Resize "resize_1"\): pgn-ood needs a 1x1 Conv with group 1 producing the logits$/,
     );
   });
 
@@ -179,7 +179,7 @@ describe('analyzeModel refuses unusable models with a ModelError saying why', ()
     });
     expectModelError(
       () => analyzeModel(bytes),
-      /final layer of output "logits" is ConvTranspose "decoder.up" \(reached via Resize "resize_1"\): pgn-ood needs a 1x1 Conv with group 1/,
+      /final layer of output "logits" is ConvTranspose node "decoder.up" \(reached via Resize "resize_1"\): pgn-ood needs a 1x1 Conv with group 1/,
     );
   });
 
@@ -190,7 +190,7 @@ describe('analyzeModel refuses unusable models with a ModelError saying why', ()
       g.node('Gemm', ['flat', 'w'], ['z'], { transB: 1 }, 'fc');
       return 'z';
     }, false);
-    expectModelError(() => analyzeModel(bytes), /is Gemm "fc" \(reached via Identity "id"\): pgn-ood needs a 1x1 Conv/);
+    expectModelError(() => analyzeModel(bytes), /is Gemm node "fc" \(reached via Identity "id"\): pgn-ood needs a 1x1 Conv/);
   });
 
   test('ArgMax output', () => {
@@ -200,7 +200,7 @@ describe('analyzeModel refuses unusable models with a ModelError saying why', ()
       g.node('ArgMax', ['z'], ['pred'], { axis: 1 }, 'argmax');
       return 'pred';
     }, false);
-    expectModelError(() => analyzeModel(bytes), /is ArgMax "argmax" .*: the model outputs the predicted class \(argmax\), not the logits/);
+    expectModelError(() => analyzeModel(bytes), /is ArgMax node "argmax" .*: the model outputs the predicted class \(argmax\), not the logits/);
   });
 
   test('grouped 1x1 conv', () => {
@@ -211,7 +211,7 @@ describe('analyzeModel refuses unusable models with a ModelError saying why', ()
       g.node('Conv', ['h', 'w'], ['z'], { group: 2 }, 'grouped');
       return 'z';
     });
-    expectModelError(() => analyzeModel(bytes), /is Conv "grouped" with group 2 \(reached via Resize "resize_1"\)/);
+    expectModelError(() => analyzeModel(bytes), /is Conv node "grouped" with group 2 \(reached via Resize "resize_1"\)/);
   });
 
   test('padded 1x1 conv', () => {
@@ -220,7 +220,7 @@ describe('analyzeModel refuses unusable models with a ModelError saying why', ()
       g.node('Conv', ['input', 'w'], ['z'], { pads: [1, 1, 1, 1] }, 'padded');
       return 'z';
     });
-    expectModelError(() => analyzeModel(bytes), /is Conv "padded" with pads \[1,1,1,1\]/);
+    expectModelError(() => analyzeModel(bytes), /is Conv node "padded" with pads \[1,1,1,1\]/);
   });
 
   test('garbage, truncated, empty and non-ONNX protobuf bytes', () => {
