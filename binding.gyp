@@ -3,12 +3,15 @@
     {
       "target_name": "pgn_ood",
       "sources": [
+        "native/core/components.cc",
+        "native/core/components_grid.cc",
         "native/core/parallel.cc",
         "native/core/scores.cc",
         "native/core/upsample.cc",
         "native/binding/addon.cc",
         "native/binding/args.cc",
         "native/binding/backends.cc",
+        "native/binding/components_binding.cc",
         "native/binding/scores_binding.cc",
         "native/binding/upsample_binding.cc"
       ],
@@ -16,11 +19,11 @@
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fno-math-errno", "-fno-trapping-math"],
       "xcode_settings": {
         "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
         "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
-        "OTHER_CPLUSPLUSFLAGS": ["-O3"]
+        "OTHER_CPLUSPLUSFLAGS": ["-O3", "-fno-math-errno", "-fno-trapping-math"]
       },
       "msvs_settings": { "VCCLCompilerTool": { "ExceptionHandling": 1 } }
     }

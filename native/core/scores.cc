@@ -1,6 +1,7 @@
 #include "scores.h"
 
 #include <algorithm>
+#include <cmath>
 #include <mutex>
 #include <stdexcept>
 
@@ -10,32 +11,61 @@ namespace pgn {
 
 namespace {
 
-// Pixels processed together. Each tile's logits and per-pixel accumulators stay in L1 while the
-// features stream through once; the inner loops run over contiguous pixels of one channel (NCHW),
+// Pixels processed together. Each tile's per-pixel accumulators stay in L1/L2 while the features
+// stream through once, each channel's run long enough for the hardware prefetcher; the inner loops run over contiguous pixels of one channel (NCHW),
 // which is what lets the compiler vectorize them.
-constexpr int64_t kTile = 128;
+constexpr int64_t kTile = 512;
+constexpr int64_t kPrefetchChannels = 2;
 
-// AVX2 and baseline clones of the hot loops, picked at load time, so a build on one x86-64 machine
-// runs on any other while still using 256-bit vectors where they exist.
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__SANITIZE_ADDRESS__)
-#define PGN_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+// The tile function is compiled twice on x86-64 (GCC/Clang): for AVX2+FMA and for the baseline,
+// and the variant is chosen at run time from the CPU's features, so a build on one machine runs on
+// any other while using 256-bit vectors and fused multiply-adds where they exist. The loops it
+// calls are forced inline so that they are compiled inside each variant.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define PGN_X86_DISPATCH 1
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#define PGN_INLINE inline __attribute__((always_inline))
 #else
-#define PGN_VECTOR_CLONES
+#define PGN_INLINE inline
 #endif
 
-// The distinct p of all PGN requests: feature norms are shared by every label that uses the same p.
-struct FeatureNorms {
+// A set of exponents p whose sums Σ|v|^p are accumulated together over a stream of values v.
+// Each general p is computed as exp(p·log v) once per value, except where it is an integer
+// multiple (2..4) of a smaller p of the set: then v^p = (v^base)^k by multiplication, so the
+// paper's {0.1, 0.3, 0.5, 1, 2} costs one log and one exp per value, not two of each.
+struct PowerSet {
   std::vector<float> p;
   std::vector<PowKind> kind;
+  std::vector<int> base;  // index of the p this one is a multiple of, or -1
+  std::vector<int> mult;  // that multiple
   bool needs_log = false;
 
-  int index_of(float value) {
+  int index_of(float value) const {
     for (size_t i = 0; i < p.size(); ++i)
       if (p[i] == value) return static_cast<int>(i);
+    return -1;
+  }
+
+  void add(float value) {
+    if (index_of(value) >= 0) return;
     p.push_back(value);
-    kind.push_back(pow_kind(value));
-    needs_log = needs_log || kind.back() == PowKind::General;
-    return static_cast<int>(p.size() - 1);
+  }
+
+  // Orders the exponents ascending and links multiples to their bases.
+  void plan() {
+    std::sort(p.begin(), p.end());
+    kind.clear(), base.assign(p.size(), -1), mult.assign(p.size(), 1);
+    for (size_t j = 0; j < p.size(); ++j) {
+      kind.push_back(pow_kind(p[j]));
+      if (kind[j] != PowKind::General) continue;
+      for (size_t i = 0; i < j && base[j] < 0; ++i) {
+        const float k = std::nearbyint(p[j] / p[i]);
+        if (kind[i] == PowKind::General && base[i] < 0 && k >= 2 && k <= 4 && std::fabs(p[j] - k * p[i]) <= 1e-6f * p[j])
+          base[j] = static_cast<int>(i), mult[j] = static_cast<int>(k);
+      }
+      needs_log = needs_log || base[j] < 0;
+    }
   }
 };
 
@@ -43,23 +73,38 @@ struct Plan {
   const ScoreInput& in;
   const std::vector<ScoreSpec>& specs;
   const ScoreOutput& out;
-  FeatureNorms norms;
-  std::vector<int> norm_of_spec;  // index into norms for PGN specs, -1 otherwise
+  PowerSet features, one_hot, uniform_exact, uniform_code;
+
+  PowerSet& label_set(LabelForm form) {
+    switch (form) {
+      case LabelForm::OneHotExact:
+      case LabelForm::OneHotCode: return one_hot;  // the exact form only adds a constant term
+      case LabelForm::UniformExact: return uniform_exact;
+      default: return uniform_code;
+    }
+  }
 };
 
+// Per-thread scratch for one tile of pixels.
 struct Tile {
   float max_logit[kTile], sum[kTile], sum_other[kTile], ez[kTile];
   int32_t argmax[kTile];
   float x[kTile], log_x[kTile];
-  float label_acc[kTile];
-  // classes × kTile: the per-class values of the two label families and their logs (q_c for the
-  // one-hot forms, s_c for the uniform ones), computed once and shared by every p.
-  std::vector<float> one_hot_v, one_hot_log, uniform_v, uniform_log;
-  std::vector<float> norm_acc;        // norms × kTile
+  std::vector<float> terms;  // one row per exponent: the current value's v^p, for derived exponents
+  // Σ v^p per exponent (rows of kTile) for the features and each label family.
+  std::vector<float> feature_acc, one_hot_acc, uniform_exact_acc, uniform_code_acc;
+
+  std::vector<float>& label_acc(LabelForm form) {
+    switch (form) {
+      case LabelForm::OneHotExact:
+      case LabelForm::OneHotCode: return one_hot_acc;
+      case LabelForm::UniformExact: return uniform_exact_acc;
+      default: return uniform_code_acc;
+    }
+  }
 };
 
-PGN_VECTOR_CLONES
-void softmax_stats(const float* z, int64_t plane, int64_t classes, int64_t len, Tile& t, bool& bad) {
+PGN_INLINE void softmax_stats(const float* z, int64_t plane, int64_t classes, int64_t len, Tile& t, bool& bad) {
   for (int64_t i = 0; i < len; ++i) {
     t.max_logit[i] = z[i];
     t.argmax[i] = 0;
@@ -88,107 +133,160 @@ void softmax_stats(const float* z, int64_t plane, int64_t classes, int64_t len, 
   for (int64_t i = 0; i < len; ++i) t.sum[i] = 1.0f + t.sum_other[i];
 }
 
-PGN_VECTOR_CLONES
-void label_values(const float* z, int64_t plane, int64_t classes, int64_t len, LabelForm form, float* v, float* log_v,
-                  const Tile& t) {
-  for (int64_t c = 0; c < classes; ++c) {
-    const float* zc = z + c * plane;
-    for (int64_t i = 0; i < len; ++i) {
-      const SoftmaxStats st{t.max_logit[i], t.argmax[i], t.sum[i], t.sum_other[i], t.ez[i]};
-      log_v[c * kTile + i] = label_log(form, zc[i] - t.max_logit[i], st);
-      v[c * kTile + i] = fast_exp(log_v[c * kTile + i]);
+PGN_INLINE float int_power(float v, int k) {
+  const float v2 = v * v;
+  return k == 2 ? v2 : k == 3 ? v2 * v : v2 * v2;
+}
+
+// acc[k] += v^p_k for the values in t.x (with their logs in t.log_x where the set needs them).
+PGN_INLINE void power_sums(const PowerSet& set, int64_t len, Tile& t, float* acc) {
+  for (size_t k = 0; k < set.p.size(); ++k) {
+    float* a = acc + k * kTile;
+    float* term = t.terms.data() + k * kTile;
+    const float p = set.p[k];
+    switch (set.kind[k]) {
+      case PowKind::One:
+        for (int64_t i = 0; i < len; ++i) a[i] += t.x[i];
+        break;
+      case PowKind::Two:
+        for (int64_t i = 0; i < len; ++i) a[i] += t.x[i] * t.x[i];
+        break;
+      case PowKind::Half:
+        for (int64_t i = 0; i < len; ++i) a[i] += sqrtf(t.x[i]);
+        break;
+      case PowKind::General:
+        if (set.base[k] < 0) {
+          for (int64_t i = 0; i < len; ++i) {
+            term[i] = t.x[i] > 0.0f ? fast_exp(p * t.log_x[i]) : 0.0f;
+            a[i] += term[i];
+          }
+        } else {
+          const float* b = t.terms.data() + set.base[k] * kTile;
+          const int m = set.mult[k];
+          for (int64_t i = 0; i < len; ++i) {
+            term[i] = int_power(b[i], m);
+            a[i] += term[i];
+          }
+        }
+        break;
     }
   }
 }
 
-PGN_VECTOR_CLONES
-void label_norm(int64_t classes, int64_t len, LabelForm form, float p, Tile& t) {
-  const PowKind kind = pow_kind(p);
-  const float inv_c = 1.0f / static_cast<float>(classes);
-  const bool one_hot = is_one_hot(form);
-  for (int64_t i = 0; i < len; ++i) t.label_acc[i] = 0.0f;
-  for (int32_t c = 0; c < classes; ++c) {
-    const float* v = (one_hot ? t.one_hot_v : t.uniform_v).data() + c * kTile;
-    const float* lv = (one_hot ? t.one_hot_log : t.uniform_log).data() + c * kTile;
-    for (int64_t i = 0; i < len; ++i) t.label_acc[i] += label_term(form, v[i], lv[i], t.argmax[i] == c, inv_c, kind, p);
-  }
-  for (int64_t i = 0; i < len; ++i) {
-    const SoftmaxStats st{t.max_logit[i], t.argmax[i], t.sum[i], t.sum_other[i], t.ez[i]};
-    t.label_acc[i] = label_norm_finish(form, t.label_acc[i], st, classes, p);
-  }
-}
-
-// Σ_f |φ_f|^p for every distinct p, one streaming pass over the features.
-PGN_VECTOR_CLONES
-void feature_sums(const float* phi, int64_t plane, int64_t channels, int64_t len, const FeatureNorms& norms, Tile& t,
-                  bool& bad) {
-  const size_t count = norms.p.size();
-  std::fill(t.norm_acc.begin(), t.norm_acc.end(), 0.0f);
+// Σ_f |φ_f|^p for every feature exponent: one streaming pass over the features.
+PGN_INLINE void feature_sums(const float* phi, int64_t plane, int64_t channels, int64_t len, const PowerSet& set,
+                             Tile& t, bool& bad) {
   int flag = 0;
   for (int64_t f = 0; f < channels; ++f) {
     const float* pf = phi + f * plane;
+    // The tile reads `channels` short runs far apart: more streams than the hardware prefetcher
+    // follows, so fetch the run a few channels ahead explicitly.
+    if (f + kPrefetchChannels < channels)
+      for (int64_t i = 0; i < len; i += 16) __builtin_prefetch(pf + kPrefetchChannels * plane + i);
     for (int64_t i = 0; i < len; ++i) {
       flag |= non_finite(pf[i]);
       t.x[i] = fabsf(pf[i]);
     }
-    if (norms.needs_log)
+    if (set.needs_log)
       for (int64_t i = 0; i < len; ++i) t.log_x[i] = fast_log(t.x[i]);
-    for (size_t k = 0; k < count; ++k) {
-      float* acc = t.norm_acc.data() + k * kTile;
-      const float p = norms.p[k];
-      switch (norms.kind[k]) {
-        case PowKind::One:
-          for (int64_t i = 0; i < len; ++i) acc[i] += t.x[i];
-          break;
-        case PowKind::Two:
-          for (int64_t i = 0; i < len; ++i) acc[i] += t.x[i] * t.x[i];
-          break;
-        case PowKind::Half:
-          for (int64_t i = 0; i < len; ++i) acc[i] += sqrtf(t.x[i]);
-          break;
-        case PowKind::General:
-          for (int64_t i = 0; i < len; ++i) acc[i] += t.x[i] > 0.0f ? fast_exp(p * t.log_x[i]) : 0.0f;
-          break;
-      }
-    }
+    power_sums(set, len, t, t.feature_acc.data());
   }
   bad = bad || flag;
 }
 
-void score_tile(Plan& plan, Tile& t, int64_t n, int64_t start, int64_t len, bool& bad) {
+// Σ_c v_c^p for one label family, v_c as pixel_math.h defines it: q_c (0 for the predicted class)
+// for the one-hot forms, |s_c − 1/C| for the exact uniform label, s_c for the authors' uniform form.
+PGN_INLINE void label_sums(const float* z, int64_t plane, int64_t classes, int64_t len, LabelForm form,
+                           const PowerSet& set, Tile& t) {
+  const float inv_c = 1.0f / static_cast<float>(classes);
+  float* acc = t.label_acc(form).data();
+  for (int64_t c = 0; c < classes; ++c) {
+    const float* zc = z + c * plane;
+    for (int64_t i = 0; i < len; ++i) {
+      const SoftmaxStats st{t.max_logit[i], t.argmax[i], t.sum[i], t.sum_other[i], t.ez[i]};
+      const float log_v = label_log(form, zc[i] - t.max_logit[i], st);
+      const float v = fast_exp(log_v);
+      t.x[i] = form == LabelForm::UniformExact ? fabsf(v - inv_c) : (is_one_hot(form) && t.argmax[i] == c ? 0.0f : v);
+      t.log_x[i] = log_v;
+    }
+    if (form == LabelForm::UniformExact && set.needs_log)
+      for (int64_t i = 0; i < len; ++i) t.log_x[i] = fast_log(t.x[i]);
+    power_sums(set, len, t, acc);
+  }
+}
+
+PGN_INLINE void pgn_score(const Plan& plan, const ScoreSpec& spec, int64_t len, Tile& t, float* dst) {
+  const LabelForm form = label_form(spec);
+  const PowerSet& labels = const_cast<Plan&>(plan).label_set(form);
+  const float* label_acc = t.label_acc(form).data() + labels.index_of(spec.p) * kTile;
+  const float* feature_acc = t.feature_acc.data() + plan.features.index_of(spec.p) * kTile;
+  const PowKind kind = pow_kind(spec.p);
+  const int64_t classes = plan.in.classes;
+  for (int64_t i = 0; i < len; ++i) {
+    const SoftmaxStats st{t.max_logit[i], t.argmax[i], t.sum[i], t.sum_other[i], t.ez[i]};
+    dst[i] = label_norm_finish(form, label_acc[i], st, classes, kind, spec.p) * finish_norm(feature_acc[i], kind, spec.p);
+  }
+}
+
+template <typename Score>
+PGN_INLINE void baseline_loop(int64_t len, const Tile& t, float* dst, Score score) {
+  for (int64_t i = 0; i < len; ++i) dst[i] = score(SoftmaxStats{t.max_logit[i], t.argmax[i], t.sum[i], t.sum_other[i], t.ez[i]});
+}
+
+PGN_INLINE void baseline_scores(ScoreKind kind, int64_t len, const Tile& t, float* dst) {
+  switch (kind) {
+    case ScoreKind::Entropy: return baseline_loop(len, t, dst, entropy_score);
+    case ScoreKind::Msp: return baseline_loop(len, t, dst, msp_score);
+    case ScoreKind::MaxLogit: return baseline_loop(len, t, dst, maxlogit_score);
+    default: return baseline_loop(len, t, dst, energy_score);
+  }
+}
+
+PGN_INLINE void zero(std::vector<float>& v) { std::fill(v.begin(), v.end(), 0.0f); }
+
+PGN_INLINE void score_tile_body(Plan& plan, Tile& t, int64_t n, int64_t start, int64_t len, bool& bad) {
   const ScoreInput& in = plan.in;
   const int64_t plane = in.height * in.width;
   const float* z = in.logits + n * in.classes * plane + start;
   softmax_stats(z, plane, in.classes, len, t, bad);
-  if (!t.one_hot_v.empty())
-    label_values(z, plane, in.classes, len, LabelForm::OneHotExact, t.one_hot_v.data(), t.one_hot_log.data(), t);
-  if (!t.uniform_v.empty())
-    label_values(z, plane, in.classes, len, LabelForm::UniformExact, t.uniform_v.data(), t.uniform_log.data(), t);
-  if (!plan.norms.p.empty()) {
-    feature_sums(in.features + n * in.channels * plane + start, plane, in.channels, len, plan.norms, t, bad);
+  for (LabelForm form : {LabelForm::OneHotExact, LabelForm::UniformExact, LabelForm::UniformCode}) {
+    const PowerSet& set = plan.label_set(form);
+    if (set.p.empty()) continue;
+    zero(t.label_acc(form));
+    label_sums(z, plane, in.classes, len, form, set, t);
+  }
+  if (!plan.features.p.empty()) {
+    zero(t.feature_acc);
+    feature_sums(in.features + n * in.channels * plane + start, plane, in.channels, len, plan.features, t, bad);
   }
   const int64_t base = n * plane + start;
   for (size_t s = 0; s < plan.specs.size(); ++s) {
     const ScoreSpec& spec = plan.specs[s];
     float* dst = plan.out.maps[s] + base;
-    if (is_pgn(spec.kind)) {
-      label_norm(in.classes, len, label_form(spec), spec.p, t);
-      const int k = plan.norm_of_spec[s];
-      const float* acc = t.norm_acc.data() + static_cast<int64_t>(k) * kTile;
-      for (int64_t i = 0; i < len; ++i) dst[i] = t.label_acc[i] * finish_norm(acc[i], spec.p);
-      continue;
-    }
-    for (int64_t i = 0; i < len; ++i) {
-      const SoftmaxStats st{t.max_logit[i], t.argmax[i], t.sum[i], t.sum_other[i], t.ez[i]};
-      switch (spec.kind) {
-        case ScoreKind::Entropy: dst[i] = entropy_score(st); break;
-        case ScoreKind::Msp: dst[i] = msp_score(st); break;
-        case ScoreKind::MaxLogit: dst[i] = maxlogit_score(st); break;
-        default: dst[i] = energy_score(st); break;
-      }
-    }
+    if (is_pgn(spec.kind)) pgn_score(plan, spec, len, t, dst);
+    else baseline_scores(spec.kind, len, t, dst);
   }
   if (plan.out.prediction) std::copy(t.argmax, t.argmax + len, plan.out.prediction + base);
+}
+
+using TileFunction = void (*)(Plan&, Tile&, int64_t, int64_t, int64_t, bool&);
+
+void score_tile_baseline(Plan& plan, Tile& t, int64_t n, int64_t start, int64_t len, bool& bad) {
+  score_tile_body(plan, t, n, start, len, bad);
+}
+
+#ifdef PGN_X86_DISPATCH
+__attribute__((target("avx2,fma"))) void score_tile_avx2(Plan& plan, Tile& t, int64_t n, int64_t start, int64_t len,
+                                                          bool& bad) {
+  score_tile_body(plan, t, n, start, len, bad);
+}
+#endif
+
+TileFunction select_tile_function() {
+#ifdef PGN_X86_DISPATCH
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return score_tile_avx2;
+#endif
+  return score_tile_baseline;
 }
 
 void check_arguments(const ScoreInput& in, const std::vector<ScoreSpec>& specs, const ScoreOutput& out) {
@@ -212,22 +310,30 @@ LabelForm label_form(const ScoreSpec& spec) {
 
 void compute_scores(const ScoreInput& in, const std::vector<ScoreSpec>& specs, const ScoreOutput& out, int threads) {
   check_arguments(in, specs, out);
-  Plan plan{in, specs, out, {}, {}};
-  for (const ScoreSpec& s : specs) plan.norm_of_spec.push_back(is_pgn(s.kind) ? plan.norms.index_of(s.p) : -1);
+  Plan plan{in, specs, out, {}, {}, {}, {}};
+  for (const ScoreSpec& s : specs) {
+    if (!is_pgn(s.kind)) continue;
+    plan.features.add(s.p);
+    plan.label_set(label_form(s)).add(s.p);
+  }
+  size_t most = 0;
+  for (PowerSet* set : {&plan.features, &plan.one_hot, &plan.uniform_exact, &plan.uniform_code}) {
+    set->plan();
+    most = std::max(most, set->p.size());
+  }
 
   const int64_t plane = in.height * in.width;
   const int64_t tiles_per_image = (plane + kTile - 1) / kTile;
+  static const TileFunction score_tile = select_tile_function();
   bool any_bad = false;
   std::mutex bad_mutex;
   parallel_for(in.batch * tiles_per_image, threads, [&](int64_t begin, int64_t end) {
     Tile t;
-    t.norm_acc.resize(plan.norms.p.size() * kTile);
-    const size_t per_class = static_cast<size_t>(in.classes * kTile);
-    for (const ScoreSpec& s : specs) {
-      const bool one_hot = s.kind == ScoreKind::PgnOneHot, uniform = s.kind == ScoreKind::PgnUniform;
-      if (one_hot && t.one_hot_v.empty()) t.one_hot_v.resize(per_class), t.one_hot_log.resize(per_class);
-      if (uniform && t.uniform_v.empty()) t.uniform_v.resize(per_class), t.uniform_log.resize(per_class);
-    }
+    t.terms.resize(most * kTile);
+    t.feature_acc.resize(plan.features.p.size() * kTile);
+    t.one_hot_acc.resize(plan.one_hot.p.size() * kTile);
+    t.uniform_exact_acc.resize(plan.uniform_exact.p.size() * kTile);
+    t.uniform_code_acc.resize(plan.uniform_code.p.size() * kTile);
     bool bad = false;
     for (int64_t k = begin; k < end && !bad; ++k) {
       const int64_t n = k / tiles_per_image, start = (k % tiles_per_image) * kTile;
@@ -238,7 +344,7 @@ void compute_scores(const ScoreInput& in, const std::vector<ScoreSpec>& specs, c
       any_bad = true;
     }
   });
-  if (any_bad) throw_non_finite(in, !plan.norms.p.empty());
+  if (any_bad) throw_non_finite(in, !plan.features.p.empty());
 }
 
 int64_t first_non_finite(const float* data, int64_t count) {

@@ -54,7 +54,7 @@ __device__ float pgn_label_norm(const float* z, int64_t plane, int64_t classes, 
     const float log_v = label_log(form, z[c * plane] - st.max_logit, st);
     acc += label_term(form, fast_exp(log_v), log_v, c == st.argmax, inv_c, kind, p);
   }
-  return label_norm_finish(form, acc, st, classes, p);
+  return label_norm_finish(form, acc, st, classes, kind, p);
 }
 
 __global__ void scores_kernel(const float* logits, const float* features, Geometry g, const DeviceSpec* specs,
@@ -87,7 +87,7 @@ __global__ void scores_kernel(const float* logits, const float* features, Geomet
       case ScoreKind::Energy: value = energy_score(st); break;
       default:
         value = pgn_label_norm(z, g.plane, g.classes, st, static_cast<LabelForm>(spec.form), spec.p) *
-                finish_norm(acc[spec.norm], spec.p);
+                finish_norm(acc[spec.norm], pow_kind(spec.p), spec.p);
     }
     maps[s * pixels + idx] = value;
   }
