@@ -1,7 +1,6 @@
 import {
-  buildSegModel, conv1x1, floatTensor, GraphBuilder, maxAbsDiff, random, SegModelOptions, useMainRealmTypedArrays,
+  buildSegModel, conv1x1, floatTensor, GraphBuilder, maxAbsDiff, random, SegModelOptions,
 } from './helpers/onnx-builder';
-useMainRealmTypedArrays(); // before onnxruntime-node loads: see the helper
 import * as ort from 'onnxruntime-node';
 import { analyzeModel, exposeFeatures } from '../src/graph-surgery';
 import { ModelError } from '../src/errors';

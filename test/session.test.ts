@@ -1,5 +1,4 @@
-import { buildSegModel, conv1x1, maxAbsDiff, random, SegModelOptions, useMainRealmTypedArrays } from './helpers/onnx-builder';
-useMainRealmTypedArrays(); // before onnxruntime-node loads: see the helper
+import { buildSegModel, conv1x1, maxAbsDiff, random, SegModelOptions } from './helpers/onnx-builder';
 import * as ort from 'onnxruntime-node';
 import { promises as fs } from 'fs';
 import * as os from 'os';

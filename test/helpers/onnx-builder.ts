@@ -3,21 +3,6 @@
  * two builds with the same options hold the same weights (used to check surgery independently).
  */
 import { onnx } from 'onnx-proto';
-import * as vm from 'vm';
-
-/**
- * Jest runs each test file in its own vm realm, but onnxruntime-node's native binding creates its
- * output typed arrays in Node's main realm, and onnxruntime-common then rejects them
- * ("A float32 tensor's data must be type of function Float32Array()") because it compares with
- * the test realm's constructors. Handing the test realm the main realm's constructors fixes it;
- * it must run before onnxruntime-node is first loaded (onnxruntime-common captures them at load).
- * A custom testEnvironment in jest.config.js doing the same would serve every test file.
- */
-export function useMainRealmTypedArrays(): void {
-  const names = ['Int8Array', 'Uint8Array', 'Uint8ClampedArray', 'Int16Array', 'Uint16Array', 'Int32Array', 'Uint32Array',
-    'Float32Array', 'Float64Array', 'BigInt64Array', 'BigUint64Array'];
-  for (const name of names) Object.assign(globalThis, { [name]: vm.runInThisContext(name) });
-}
 
 export type Dim = number | string;
 export type AttrValue = number | number[] | string | { f: number } | onnx.ITensorProto;
