@@ -31,6 +31,13 @@ export interface NativeAddon {
     alignCorners?: boolean;
     threads?: number;
   }): Promise<Float32Array>;
+  upsampleArgmax(options: {
+    logits: Float32Array;
+    dims: number[];
+    size: number[];
+    alignCorners?: boolean;
+    threads?: number;
+  }): Promise<Int32Array>;
 }
 
 /** PGN_OOD_ADDON selects another build (e.g. build-cuda/Release/pgn_ood.node); default: node-gyp's. */

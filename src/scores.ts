@@ -155,6 +155,17 @@ export async function upsample(maps: MapStack, size: [number, number], options: 
   return { data, dims: [maps.dims[0], size[0], size[1]] };
 }
 
+/**
+ * The predicted class at [height, width]: argmax of the bilinearly upsampled logits [N, C, h, w],
+ * as the network's own upsampled output would give, without materializing the upsampled logits.
+ */
+export async function upsampleArgmax(logits: Tensor, size: [number, number], options: UpsampleOptions = {}): Promise<MapStack<Int32Array>> {
+  checkTensor(logits, 'logits');
+  if (!Array.isArray(size)) throw new TypeError('size must be [height, width]');
+  const data = await native.upsampleArgmax({ logits: logits.data, dims: logits.dims, size, alignCorners: options.alignCorners, threads: options.threads });
+  return { data, dims: [logits.dims[0], size[0], size[1]] };
+}
+
 /** Which backends this build and machine can run. */
 export function backends(): { cpu: true; cuda: { compiled: boolean; devices: number } } {
   return { cpu: true, cuda: { compiled: native.cudaCompiled, devices: native.cudaDeviceCount() } };

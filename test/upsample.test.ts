@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { upsample } from '../src/scores';
+import { upsample, upsampleArgmax } from '../src/scores';
+import { randomArray, rng } from './helpers/reference';
 import { readFloatNpy } from '../src/npy';
 import { expectRejection } from './helpers/errors';
 
@@ -29,5 +30,21 @@ describe('bilinear upsampling matches PyTorch F.interpolate (fixtures from test/
     await expectRejection(upsample({ data, dims: [1, 2, 3] }, [0, 4]), 'RangeError', /size\[0\] must be a positive integer/);
     await expectRejection(upsample({ data, dims: [1, 2, 3] }, [1e6, 1e6]), 'RangeError', /more than 2\^31/);
     await expectRejection(upsample({ data: new Int32Array(6) as never, dims: [1, 2, 3] }, [2, 2]), 'TypeError', /maps must be/);
+  });
+});
+
+describe('upsampleArgmax', () => {
+  test.each([false, true])('equals the argmax of each class upsampled separately (align_corners=%s)', async (alignCorners) => {
+    const [N, C, h, w, H, W] = [2, 5, 6, 9, 23, 31];
+    const logits = randomArray(N * C * h * w, rng(17), -3, 3);
+    const pred = await upsampleArgmax({ data: logits, dims: [N, C, h, w] }, [H, W], { alignCorners });
+    expect(pred.dims).toEqual([N, H, W]);
+    const planes = await upsample({ data: logits, dims: [N * C, h, w] }, [H, W], { alignCorners });
+    for (let n = 0; n < N; n++)
+      for (let i = 0; i < H * W; i++) {
+        let best = 0;
+        for (let c = 1; c < C; c++) if (planes.data[(n * C + c) * H * W + i] > planes.data[(n * C + best) * H * W + i]) best = c;
+        expect(pred.data[n * H * W + i]).toBe(best);
+      }
   });
 });

@@ -10,4 +10,10 @@ namespace pgn {
 void upsample_bilinear(const float* in, int64_t planes, int64_t in_h, int64_t in_w, float* out, int64_t out_h,
                        int64_t out_w, bool align_corners, int threads);
 
+// The predicted class at output resolution: argmax over classes of the bilinearly upsampled logits
+// [batch, classes, in_h, in_w] → int32 [batch, out_h, out_w], without storing the upsampled logits.
+// Ties go to the lowest class index, like argmax.
+void upsample_argmax(const float* logits, int64_t batch, int64_t classes, int64_t in_h, int64_t in_w, int32_t* out,
+                     int64_t out_h, int64_t out_w, bool align_corners, int threads);
+
 }  // namespace pgn
