@@ -2,6 +2,7 @@
 /** The `pgn` command line: each subcommand lives in src/commands/<name>.ts. */
 import { Command } from 'commander';
 import { PgnError } from './errors';
+import { scoreCommand } from './commands/score';
 import { tensorsCommand } from './commands/tensors';
 
 const pkg = require('../package.json') as { version: string };
@@ -11,11 +12,17 @@ export function buildProgram(): Command {
     .description('Pixel-wise gradient uncertainty: where a segmentation network should not be trusted')
     .version(pkg.version)
     .showHelpAfterError();
+  program.addCommand(scoreCommand());
   program.addCommand(tensorsCommand());
   return program;
 }
 
 async function main(): Promise<void> {
+  // A closed pipe (`pgn score … | head`) ends the run quietly, as Unix tools do.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
   try {
     await buildProgram().parseAsync(process.argv);
   } catch (err) {
