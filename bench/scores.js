@@ -57,7 +57,7 @@ async function run({ threads = 0 } = {}) {
   return rows;
 }
 
-function print(rows, threads) {
+function print(rows, threads = Number(process.env.PGN_THREADS ?? 0)) {
   console.log(`\n## Scores: 1024×2048 image, C = 19, threads = ${threads || native.defaultThreads} (ms per image, median)`);
   const singles = Object.keys(rows[0].single);
   console.log(`| features | F | ${singles.join(' | ')} | all 10 PGN | read GB/s | memcpy ms | memcpy GB/s | all10 / memcpy |`);

@@ -1,0 +1,22 @@
+/**
+ * `npm run bench`: every benchmark, printed as Markdown tables. Each module exports
+ * run(options) → rows and print(rows); BENCH=name,name selects some of them.
+ */
+const benches = {
+  scores: () => require('./scores'),
+};
+
+async function main() {
+  const only = process.env.BENCH ? process.env.BENCH.split(',') : Object.keys(benches);
+  for (const name of only) {
+    if (!benches[name]) throw new Error(`unknown benchmark "${name}" (have: ${Object.keys(benches).join(', ')})`);
+    const bench = benches[name]();
+    const rows = await bench.run({});
+    bench.print(rows);
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
