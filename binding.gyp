@@ -5,13 +5,16 @@
       "sources": [
         "native/core/components.cc",
         "native/core/components_grid.cc",
+        "native/core/instance_metrics.cc",
         "native/core/parallel.cc",
+        "native/core/pixel_metrics.cc",
         "native/core/scores.cc",
         "native/core/upsample.cc",
         "native/binding/addon.cc",
         "native/binding/args.cc",
         "native/binding/backends.cc",
         "native/binding/components_binding.cc",
+        "native/binding/metrics_binding.cc",
         "native/binding/scores_binding.cc",
         "native/binding/upsample_binding.cc"
       ],

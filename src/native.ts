@@ -38,6 +38,69 @@ export interface NativeAddon {
     alignCorners?: boolean;
     threads?: number;
   }): Promise<Int32Array>;
+  PixelMetricsAccumulator: new (options?: {
+    mode?: 'exact' | 'binned';
+    bins?: number;
+    float16?: boolean;
+    chunkValues?: number;
+  }) => NativePixelMetrics;
+  InstanceMetricsAccumulator: new (options: {
+    threshold: number;
+    minPredictedSize?: number;
+    minGtSize?: number;
+  }) => NativeInstanceMetrics;
+}
+
+/** Streaming pixel-metrics accumulator (native/binding/metrics_binding.cc). */
+export interface NativePixelMetrics {
+  add(scores: Float32Array, labels: Uint8Array, dims: number[]): Promise<void>;
+  finish(options?: { threads?: number; curves?: boolean }): Promise<{
+    mode: 'exact' | 'binned';
+    images: number;
+    positives: number;
+    negatives: number;
+    points: number;
+    auroc: number;
+    auprc: number;
+    fpr95: number;
+    fpr95Threshold: number;
+    bestF1: number;
+    bestF1Threshold: number;
+    official?: { bestF1Threshold: number; fpr95Threshold: number };
+    curves?: { threshold: Float64Array; tpr: Float64Array; fpr: Float64Array; precision: Float64Array };
+  }>;
+  readonly images: number;
+  readonly pending: number;
+  readonly bytes: number;
+  readonly finished: boolean;
+}
+
+/** Streaming component-metrics accumulator (native/binding/metrics_binding.cc). */
+export interface NativeInstanceMetrics {
+  add(scores: Float32Array, labels: Uint8Array, dims: number[]): Promise<{
+    sIoU: Float64Array;
+    gtArea: Float64Array;
+    ppv: Float64Array;
+    sIoUPred: Float64Array;
+    predArea: Float64Array;
+  }>;
+  finish(): Promise<{
+    images: number;
+    gtComponents: number;
+    predictedComponents: number;
+    sIoU: number;
+    ppv: number;
+    sIoUPred: number;
+    thresholds: number[];
+    tp: number[];
+    fn: number[];
+    fp: number[];
+    f1: number[];
+    meanF1: number;
+  }>;
+  readonly images: number;
+  readonly pending: number;
+  readonly finished: boolean;
 }
 
 /** PGN_OOD_ADDON selects another build (e.g. build-cuda/Release/pgn_ood.node); default: node-gyp's. */
