@@ -14,3 +14,14 @@ export {
 export type { ScoreKind, ScoreSpec, Backend, Tensor, MapStack, ScoreOptions, ScoreResult, UpsampleOptions } from './scores';
 export { readNpy, readFloatNpy, writeNpy, parseNpy, encodeNpy } from './npy';
 export type { Npy, NpyArray } from './npy';
+export { PixelMetrics, InstanceMetrics, TRACK_SIZES, formatPercent, metricsTable } from './metrics';
+export type {
+  PixelMetricsMode,
+  PixelMetricsOptions,
+  PixelMetricsResult,
+  MetricCurves,
+  Track,
+  InstanceMetricsOptions,
+  InstanceMetricsResult,
+  ImageComponents,
+} from './metrics';
