@@ -10,10 +10,42 @@ export interface NativeScoreSpec {
   variant?: 'exact' | 'code';
 }
 
+export interface NativeComponentsOptions {
+  scores: Float32Array;
+  dims: number[];
+  threshold: number;
+  roi?: Uint8Array;
+  prediction?: Int32Array;
+  connectivity?: number;
+  minArea?: number;
+  labels?: boolean;
+  backend?: string;
+  threads?: number;
+}
+
+/** Segments of all images as columns: image n has counts[n] segments (ids 1..counts[n]), stored in order. */
+export interface NativeSegmentColumns {
+  counts: Uint32Array;
+  area: Uint32Array;
+  bbox: Int32Array;
+  centroid: Float64Array;
+  meanScore: Float64Array;
+  maxScore: Float32Array;
+  majorityClass: Int32Array | null;
+}
+
+export interface NativeComponentsResult {
+  labels: Uint32Array | null;
+  segments: NativeSegmentColumns;
+}
+
 export interface NativeAddon {
   readonly cudaCompiled: boolean;
   readonly defaultThreads: number;
   cudaDeviceCount(): number;
+  components(options: NativeComponentsOptions): Promise<NativeComponentsResult>;
+  /** The CUDA labeling's steps run sequentially on the CPU (tests): same results as components(). */
+  componentsGridEmulation(options: NativeComponentsOptions & { blockDims?: number[]; shuffleSeed?: number }): Promise<NativeComponentsResult>;
   scores(options: {
     logits: Float32Array;
     logitsDims: number[];

@@ -3,6 +3,7 @@
 
 namespace pgn::binding {
 void register_backends(Napi::Env env, Napi::Object exports);
+void register_components(Napi::Env env, Napi::Object exports);
 void register_metrics(Napi::Env env, Napi::Object exports);
 void register_scores(Napi::Env env, Napi::Object exports);
 void register_upsample(Napi::Env env, Napi::Object exports);
@@ -10,6 +11,7 @@ void register_upsample(Napi::Env env, Napi::Object exports);
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   pgn::binding::register_backends(env, exports);
+  pgn::binding::register_components(env, exports);
   pgn::binding::register_metrics(env, exports);
   pgn::binding::register_scores(env, exports);
   pgn::binding::register_upsample(env, exports);

@@ -6,6 +6,7 @@
 #include "args.h"
 #ifdef PGN_WITH_CUDA
 #include "../cuda/scores_cuda.h"
+#include "../cuda/components_cuda.h"
 #endif
 
 namespace pgn::binding {
@@ -46,6 +47,14 @@ void run_scores(Backend backend, const ScoreInput& in, const std::vector<ScoreSp
 #endif
   (void)backend;
   compute_scores(in, specs, out, threads);
+}
+
+void run_components(Backend backend, const ComponentInput& in, ComponentOutput& out, int threads) {
+#ifdef PGN_WITH_CUDA
+  if (backend == Backend::Cuda) return label_components_cuda(in, out);
+#endif
+  (void)backend;
+  label_components(in, out, threads);
 }
 
 void register_backends(Napi::Env env, Napi::Object exports) {

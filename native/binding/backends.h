@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "../core/components.h"
 #include "../core/scores.h"
 
 namespace pgn::binding {
@@ -16,6 +17,8 @@ Backend backend_arg(Napi::Env env, Napi::Value value);
 
 void run_scores(Backend backend, const ScoreInput& in, const std::vector<ScoreSpec>& specs, const ScoreOutput& out,
                 int threads);
+
+void run_components(Backend backend, const ComponentInput& in, ComponentOutput& out, int threads);
 
 void register_backends(Napi::Env env, Napi::Object exports);
 
