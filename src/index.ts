@@ -1,5 +1,7 @@
 /** pgn-ood: pixel-wise gradient uncertainty for OoD segmentation (arXiv 2303.06920). */
 export * from './errors';
+export * from './segments';
+export * from './segment-images';
 export {
   SCORE_KINDS,
   DEFAULT_P,
