@@ -102,8 +102,11 @@ export class Scorer {
     return results.map((r, i) => ({ ...r, source: typeof inputs[i] === 'string' ? (inputs[i] as string) : '<buffer>', timings: { ...r.timings, decode } }));
   }
 
-  /** Scores already decoded images (one batch); `source` is left "<decoded>". */
-  async scoreDecoded(images: DecodedImage[]): Promise<ImageResult[]> {
+  /**
+   * Scores already decoded images (one batch); `source` is left "<decoded>". The maps come at each
+   * image's size, or at `sizes[i]` when given (e.g. a label mask's size).
+   */
+  async scoreDecoded(images: DecodedImage[], sizes?: { width: number; height: number }[]): Promise<ImageResult[]> {
     const n = images.length;
     const t0 = performance.now();
     const batch = await toTensor(images, this.session.card);
@@ -121,7 +124,8 @@ export class Scorer {
     const [, classes, h, w] = out.logitsDims;
     const plane = h * w;
     const results = await Promise.all(images.map(async (image, i) => {
-      const size: [number, number] = [image.height, image.width];
+      const target = sizes?.[i] ?? image;
+      const size: [number, number] = [target.height, target.width];
       const up = { alignCorners: this.options.alignCorners, threads: this.options.threads };
       const maps = await Promise.all(this.specs.map(async (spec, k) => {
         const map = scored.maps[k].map.data.subarray(i * plane, (i + 1) * plane);
@@ -133,10 +137,10 @@ export class Scorer {
     }));
     const t4 = performance.now();
     const timings: StageTimings = { decode: 0, preprocess: (t1 - t0) / n, inference: (t2 - t1) / n, scores: (t3 - t2) / n, upsample: (t4 - t3) / n };
-    return results.map(({ image, maps, prediction }) => ({
+    return results.map(({ image, maps, prediction }, i) => ({
       source: '<decoded>',
-      width: image.width,
-      height: image.height,
+      width: sizes?.[i]?.width ?? image.width,
+      height: sizes?.[i]?.height ?? image.height,
       maps,
       ...(prediction ? { prediction } : {}),
       timings: { ...timings },
