@@ -2,6 +2,7 @@
 /** The `pgn` command line: each subcommand lives in src/commands/<name>.ts. */
 import { Command } from 'commander';
 import { PgnError } from './errors';
+import { evalCommand } from './commands/eval';
 import { scoreCommand } from './commands/score';
 import { tensorsCommand } from './commands/tensors';
 
@@ -13,6 +14,7 @@ export function buildProgram(): Command {
     .version(pkg.version)
     .showHelpAfterError();
   program.addCommand(scoreCommand());
+  program.addCommand(evalCommand());
   program.addCommand(tensorsCommand());
   return program;
 }
