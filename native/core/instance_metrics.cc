@@ -2,13 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <limits>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <utility>
 
+#include "components.h"
 #include "pixel_metrics.h"
 
 namespace pgn {
@@ -22,71 +22,7 @@ std::string where(int64_t image, int64_t index, int64_t width) {
          std::to_string(index % width) + ")";
 }
 
-// Union-find over provisional labels (path halving).
-int32_t find_root(std::vector<int32_t>& parent, int32_t a) {
-  while (parent[static_cast<size_t>(a)] != a) {
-    parent[static_cast<size_t>(a)] = parent[static_cast<size_t>(parent[static_cast<size_t>(a)])];
-    a = parent[static_cast<size_t>(a)];
-  }
-  return a;
-}
-
-void unite(std::vector<int32_t>& parent, int32_t a, int32_t b) {
-  a = find_root(parent, a);
-  b = find_root(parent, b);
-  if (a == b) return;
-  if (a < b) std::swap(a, b);
-  parent[static_cast<size_t>(a)] = b;  // the smaller label is the root
-}
-
 }  // namespace
-
-// TODO(components): use native/core/components.h once it lands
-int32_t label_components_8(const uint8_t* mask, int64_t height, int64_t width, int32_t* labels) {
-  std::vector<int32_t> parent{0};
-  for (int64_t y = 0; y < height; ++y) {
-    const int64_t row = y * width;
-    for (int64_t x = 0; x < width; ++x) {
-      const int64_t i = row + x;
-      if (!mask[i]) {
-        labels[i] = 0;
-        continue;
-      }
-      int32_t label = 0;
-      auto join = [&](int64_t j) {
-        const int32_t l = labels[j];
-        if (l == 0) return;
-        if (label == 0) label = l;
-        else if (l != label) unite(parent, label, l);
-      };
-      if (x > 0) join(i - 1);
-      if (y > 0) {
-        if (x > 0) join(i - width - 1);
-        join(i - width);
-        if (x + 1 < width) join(i - width + 1);
-      }
-      if (label == 0) {
-        if (parent.size() > static_cast<size_t>(std::numeric_limits<int32_t>::max() - 1))
-          throw std::length_error("too many connected components");
-        label = static_cast<int32_t>(parent.size());
-        parent.push_back(label);
-      }
-      labels[i] = label;
-    }
-  }
-  // Final labels in raster order of the components' first pixels.
-  std::vector<int32_t> final_label(parent.size(), 0);
-  int32_t n = 0;
-  const int64_t count = height * width;
-  for (int64_t i = 0; i < count; ++i) {
-    if (labels[i] == 0) continue;
-    const int32_t root = find_root(parent, labels[i]);
-    int32_t& f = final_label[static_cast<size_t>(root)];
-    if (f == 0) f = ++n;
-    labels[i] = f;
-  }
-  return n;
-}
 
 std::vector<double> siou_thresholds() {
   // numpy.linspace(0.25, 0.75, 11): start + i·step with step = 0.5 / 10, the last value set to stop.
@@ -101,7 +37,7 @@ ImageInstances image_instances(const float* scores, const uint8_t* labels, int64
                                const InstanceOptions& options, int64_t image) {
   const int64_t count = height * width;
   const size_t n = static_cast<size_t>(count);
-  std::vector<uint8_t> gt_mask(n), pred_mask(n);
+  std::vector<uint8_t> roi(n), gt_mask(n);
   for (int64_t i = 0; i < count; ++i) {
     const uint8_t l = labels[i];
     if (l == kLabelVoid) continue;
@@ -109,53 +45,76 @@ ImageInstances image_instances(const float* scores, const uint8_t* labels, int64
       throw std::invalid_argument(where(image, i, width) + " has label " + std::to_string(l) +
                                   "; labels must be 0 (in-distribution), 1 (OoD) or 255 (void)");
     const float s = scores[i];
-    if (!std::isfinite(s)) {
-      char buf[64];
-      std::snprintf(buf, sizeof buf, "%s", std::isnan(s) ? "NaN" : (s > 0 ? "Infinity" : "-Infinity"));
-      throw std::invalid_argument(where(image, i, width) + " has score " + buf +
+    if (!std::isfinite(s))
+      throw std::invalid_argument(where(image, i, width) + " has score " +
+                                  (std::isnan(s) ? "NaN" : (s > 0 ? "Infinity" : "-Infinity")) +
                                   "; scores of non-void pixels must be finite");
-    }
+    roi[static_cast<size_t>(i)] = 1;
     gt_mask[static_cast<size_t>(i)] = l == kLabelOod;
-    pred_mask[static_cast<size_t>(i)] = static_cast<double>(s) > options.threshold;  // void stays cleared
   }
 
-  std::vector<int32_t> gt_label(n), pred_label(n);
-  const int32_t n_gt = label_components_8(gt_mask.data(), height, width, gt_label.data());
-  const int32_t n_pred = label_components_8(pred_mask.data(), height, width, pred_label.data());
+  // Predicted components: score > threshold on non-void pixels, those under min_predicted pixels
+  // dropped (the size filter sees whole components, before small ground truth is voided below).
+  std::vector<uint32_t> pred_label(n), gt_label(n);
+  ComponentInput in;
+  in.scores = scores;
+  in.batch = 1;
+  in.height = height;
+  in.width = width;
+  in.connectivity = 8;
+  in.threshold = threshold_from_double(options.threshold);
+  in.roi = roi.data();
+  in.min_area = options.min_predicted;
+  ComponentOutput comp;
+  comp.labels = pred_label.data();
+  label_components(in, comp, 1);
+  const auto n_pred = static_cast<uint32_t>(comp.segments[0].size());
+  // Ground-truth components: the label-1 pixels as region of interest, every (finite) score foreground.
+  in.threshold = -std::numeric_limits<float>::infinity();
+  in.roi = gt_mask.data();
+  in.min_area = 0;
+  comp.labels = gt_label.data();
+  label_components(in, comp, 1);
+  const auto n_gt = static_cast<uint32_t>(comp.segments[0].size());
+  std::vector<uint8_t>().swap(roi);
   std::vector<uint8_t>().swap(gt_mask);
-  std::vector<uint8_t>().swap(pred_mask);
 
-  std::vector<int64_t> gt_area(static_cast<size_t>(n_gt) + 1, 0), pred_full(static_cast<size_t>(n_pred) + 1, 0);
-  for (size_t i = 0; i < n; ++i) {
-    ++gt_area[static_cast<size_t>(gt_label[i])];
-    ++pred_full[static_cast<size_t>(pred_label[i])];
+  // Ground-truth components under min_gt pixels become void.
+  std::vector<int64_t> gt_area(static_cast<size_t>(n_gt) + 1, 0);
+  std::vector<bool> gt_kept(static_cast<size_t>(n_gt) + 1);
+  for (uint32_t g = 1; g <= n_gt; ++g) {
+    gt_area[g] = comp.segments[0][g - 1].area;
+    gt_kept[g] = gt_area[g] >= options.min_gt;
   }
-  // Small predicted components are removed (before the small ground truth is voided: the size filter
-  // sees the whole component); small ground-truth components become void.
-  std::vector<bool> pred_kept(static_cast<size_t>(n_pred) + 1), gt_kept(static_cast<size_t>(n_gt) + 1);
-  for (int32_t p = 1; p <= n_pred; ++p) pred_kept[static_cast<size_t>(p)] = pred_full[static_cast<size_t>(p)] >= options.min_predicted;
-  for (int32_t g = 1; g <= n_gt; ++g) gt_kept[static_cast<size_t>(g)] = gt_area[static_cast<size_t>(g)] >= options.min_gt;
 
   // Non-void pixels only: predicted areas and the overlaps (ground truth g, prediction p).
   std::vector<int64_t> pred_area(static_cast<size_t>(n_pred) + 1, 0);
   std::unordered_map<uint64_t, int64_t> overlap;
+  uint64_t last_key = 0;  // runs of one (g, p) pair along rows skip the hash lookup
+  int64_t* last_count = nullptr;
   for (size_t i = 0; i < n; ++i) {
     if (labels[i] == kLabelVoid) continue;
-    const int32_t g = gt_label[i];
-    if (g > 0 && !gt_kept[static_cast<size_t>(g)]) continue;  // voided ground truth
-    const int32_t p = pred_label[i];
-    if (p == 0 || !pred_kept[static_cast<size_t>(p)]) continue;
+    const uint32_t g = gt_label[i];
+    if (g > 0 && !gt_kept[g]) continue;  // voided ground truth
+    const uint32_t p = pred_label[i];
+    if (p == 0) continue;
     ++pred_area[static_cast<size_t>(p)];
-    if (g > 0) ++overlap[(static_cast<uint64_t>(g) << 32) | static_cast<uint32_t>(p)];
+    if (g == 0) continue;
+    const uint64_t key = (static_cast<uint64_t>(g) << 32) | p;
+    if (key != last_key) {
+      last_key = key;
+      last_count = &overlap[key];  // references to unordered_map values stay valid across inserts
+    }
+    ++*last_count;
   }
 
   // Adjacency both ways, plus each component's overlap total.
-  std::vector<std::vector<std::pair<int32_t, int64_t>>> by_gt(static_cast<size_t>(n_gt) + 1),
+  std::vector<std::vector<std::pair<uint32_t, int64_t>>> by_gt(static_cast<size_t>(n_gt) + 1),
       by_pred(static_cast<size_t>(n_pred) + 1);
   std::vector<int64_t> gt_covered(static_cast<size_t>(n_gt) + 1, 0), pred_on_gt(static_cast<size_t>(n_pred) + 1, 0);
   for (const auto& [key, c] : overlap) {
-    const auto g = static_cast<int32_t>(key >> 32);
-    const auto p = static_cast<int32_t>(key & 0xffffffffu);
+    const auto g = static_cast<uint32_t>(key >> 32);
+    const auto p = static_cast<uint32_t>(key & 0xffffffffu);
     by_gt[static_cast<size_t>(g)].push_back({p, c});
     by_pred[static_cast<size_t>(p)].push_back({g, c});
     gt_covered[static_cast<size_t>(g)] += c;
@@ -163,7 +122,7 @@ ImageInstances image_instances(const float* scores, const uint8_t* labels, int64
   }
 
   ImageInstances out;
-  for (int32_t g = 1; g <= n_gt; ++g) {
+  for (uint32_t g = 1; g <= n_gt; ++g) {
     if (!gt_kept[static_cast<size_t>(g)]) continue;
     const int64_t k = gt_area[static_cast<size_t>(g)];
     int64_t inter = 0, p_hat = 0, adjust = 0;
@@ -175,9 +134,9 @@ ImageInstances image_instances(const float* scores, const uint8_t* labels, int64
     out.siou.push_back(static_cast<double>(inter) / static_cast<double>(k + p_hat - inter - adjust));
     out.gt_area.push_back(k);
   }
-  for (int32_t p = 1; p <= n_pred; ++p) {
+  for (uint32_t p = 1; p <= n_pred; ++p) {
     const int64_t area = pred_area[static_cast<size_t>(p)];
-    if (area == 0) continue;  // removed, or lying wholly on void
+    if (area == 0) continue;  // lying wholly on voided ground truth
     const int64_t inter = pred_on_gt[static_cast<size_t>(p)];
     int64_t g_hat = 0, adjust = 0;
     for (const auto& [g, c] : by_pred[static_cast<size_t>(p)]) {

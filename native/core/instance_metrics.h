@@ -12,17 +12,13 @@
 // pooled: TP(τ) = #GT components with sIoU ≥ τ, FN(τ) the rest, FP(τ) = #predicted components with
 //   PPV < τ, for τ = 0.25, 0.30, …, 0.75; F1(τ) = 2TP / (2TP + FN + FP); mean F1 over τ; mean sIoU and PPV
 //   over all components of the data set.
+// Components come from native/core/components.h (label_components, 8-connectivity).
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 namespace pgn {
-
-// The labeling the metrics need: 8-connected components of mask (non-zero = foreground) into labels
-// (0 = background, 1..n numbered in raster order of each component's first pixel); returns n.
-// TODO(components): use native/core/components.h once it lands
-int32_t label_components_8(const uint8_t* mask, int64_t height, int64_t width, int32_t* labels);
 
 struct InstanceOptions {
   double threshold = 0.0;       // predicted OoD where score > threshold
