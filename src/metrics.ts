@@ -127,6 +127,9 @@ export class PixelMetrics extends Accumulator<PixelMetricsResult> {
     super();
     if (options === null || typeof options !== 'object') throw new TypeError('PixelMetrics options must be an object');
     const { mode, bins, float16, threads, curves } = options;
+    if (threads !== undefined && !(Number.isInteger(threads) && threads >= 0 && threads <= 1024))
+      throw new RangeError(`threads must be an integer in [0, 1024], got ${String(threads)}`);
+    if (curves !== undefined && typeof curves !== 'boolean') throw new TypeError('curves must be a boolean');
     this.#native = new native.PixelMetricsAccumulator({
       ...(mode !== undefined ? { mode } : {}),
       ...(bins !== undefined ? { bins } : {}),
