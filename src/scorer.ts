@@ -6,8 +6,9 @@
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { decodeImage, DecodedImage, toTensor } from './preprocess';
-import { Backend, checkBackend, computeScores, DEFAULT_P, normalizeScore, scoreName, ScoreSpec, upsample, upsampleArgmax } from './scores';
+import { Backend, checkBackend, computeScores, DEFAULT_P, normalizeScore, scoreLabel, scoreName, ScoreSpec, upsample, upsampleArgmax } from './scores';
 import { ExecutionProvider, ModelSession } from './session';
+import { findSegments, Segment } from './segments';
 
 /** The embedded demo model (models/demo): used when no model is given. */
 export const DEMO_MODEL = path.join(__dirname, '..', 'models', 'demo');
@@ -32,6 +33,18 @@ export interface ScorerOptions {
   intraOpThreads?: number;
   /** Refuse images with more pixels than this before decoding. */
   limitInputPixels?: number;
+  /** OoD segments of one score map: thresholded, connected components with statistics. */
+  segments?: SegmentsOption;
+}
+
+export interface SegmentsOption {
+  /** Which requested score to segment (its label, e.g. "pgn-oh:p=0.5"). Default: the first one. */
+  score?: string;
+  /** score > threshold is OoD. Default: the model card's recommended threshold, for its recommended score. */
+  threshold?: number;
+  /** Segments with fewer pixels are dropped. Default 0. */
+  minArea?: number;
+  connectivity?: 4 | 8;
 }
 
 /** Milliseconds per stage. Batch stages are the batch's time divided by its size. */
@@ -41,6 +54,8 @@ export interface StageTimings {
   inference: number;
   scores: number;
   upsample: number;
+  /** Thresholding and connected components (0 without segments). */
+  segments: number;
 }
 
 export interface ScoredMap {
@@ -59,6 +74,9 @@ export interface ImageResult {
   maps: ScoredMap[];
   /** Predicted class per pixel [height, width]. */
   prediction?: Int32Array;
+  /** With options.segments: the segments (ids 1..K) and their label image [height, width]. */
+  segments?: Segment[];
+  segmentLabels?: Uint32Array;
   timings: StageTimings;
 }
 
@@ -69,6 +87,8 @@ export class Scorer {
     readonly session: ModelSession,
     specs: ScoreSpec[],
     private readonly options: ScorerOptions,
+    /** Index into specs of the segmented score, and its threshold. */
+    private readonly segmentation?: { index: number; threshold: number },
   ) {
     this.specs = specs;
   }
@@ -81,7 +101,8 @@ export class Scorer {
     });
     const requested = options.scores ?? [session.card.recommended?.score ?? `pgn-oh:p=${DEFAULT_P}`];
     if (!Array.isArray(requested) || requested.length === 0) throw new RangeError('scores must be a non-empty array');
-    return new Scorer(session, requested.map(normalizeScore), options);
+    const specs = requested.map(normalizeScore);
+    return new Scorer(session, specs, options, options.segments ? segmentation(options.segments, specs, session) : undefined);
   }
 
   /** Decodes one image (file path or encoded bytes), with the scorer's pixel limit. */
@@ -131,25 +152,59 @@ export class Scorer {
         const map = scored.maps[k].map.data.subarray(i * plane, (i + 1) * plane);
         return { spec, name: scoreName(spec), data: (await upsample({ data: map, dims: [1, h, w] }, size, up)).data };
       }));
-      const prediction = this.options.prediction === false ? undefined
+      const prediction = this.options.prediction === false && !this.segmentation ? undefined
         : (await upsampleArgmax({ data: out.logits.subarray(i * classes * plane, (i + 1) * classes * plane), dims: [1, classes, h, w] }, size, up)).data;
       return { image, maps, prediction };
     }));
     const t4 = performance.now();
-    const timings: StageTimings = { decode: 0, preprocess: (t1 - t0) / n, inference: (t2 - t1) / n, scores: (t3 - t2) / n, upsample: (t4 - t3) / n };
+    const segments = await Promise.all(results.map((r, i) => this.segment(r.maps, r.prediction, sizes?.[i] ?? r.image)));
+    const t5 = performance.now();
+    const timings: StageTimings = { decode: 0, preprocess: (t1 - t0) / n, inference: (t2 - t1) / n, scores: (t3 - t2) / n, upsample: (t4 - t3) / n, segments: (t5 - t4) / n };
     return results.map(({ image, maps, prediction }, i) => ({
+      ...segments[i],
       source: '<decoded>',
       width: sizes?.[i]?.width ?? image.width,
       height: sizes?.[i]?.height ?? image.height,
       maps,
-      ...(prediction ? { prediction } : {}),
+      ...(prediction && this.options.prediction !== false ? { prediction } : {}),
       timings: { ...timings },
     }));
+  }
+
+  private async segment(maps: ScoredMap[], prediction: Int32Array | undefined, image: { width: number; height: number }) {
+    if (!this.segmentation) return {};
+    const map = maps[this.segmentation.index].data;
+    const height = map.length / image.width;
+    const dims: [number, number, number] = [1, height, image.width];
+    const found = await findSegments({ data: map, dims }, {
+      threshold: this.segmentation.threshold,
+      prediction: prediction ? { data: prediction, dims } : undefined,
+      minArea: this.options.segments?.minArea,
+      connectivity: this.options.segments?.connectivity,
+      threads: this.options.threads,
+      backend: this.options.backend,
+    });
+    return { segments: found.segments[0], segmentLabels: found.labels!.data };
   }
 
   async dispose(): Promise<void> {
     await this.session.dispose();
   }
+}
+
+/** Which map to segment and at what threshold; the card's recommendation when not given. */
+function segmentation(option: SegmentsOption, specs: ScoreSpec[], session: ModelSession): { index: number; threshold: number } {
+  const wanted = option.score ? scoreLabel(option.score) : scoreLabel(specs[0]);
+  const index = specs.findIndex((s) => scoreLabel(s) === wanted);
+  if (index < 0) throw new RangeError(`segments.score "${option.score}" is not among the requested scores (${specs.map(scoreLabel).join(', ')})`);
+  if (option.threshold !== undefined) {
+    if (typeof option.threshold !== 'number' || Number.isNaN(option.threshold)) throw new RangeError('segments.threshold must be a number');
+    return { index, threshold: option.threshold };
+  }
+  const rec = session.card.recommended;
+  if (!rec || scoreLabel(rec.score) !== wanted)
+    throw new RangeError(`segments of ${wanted} need a threshold: the model card recommends ${rec ? `one for ${rec.score} only` : 'none'}`);
+  return { index, threshold: rec.threshold };
 }
 
 /** One-shot convenience: creates a scorer, scores one image, releases the session. */

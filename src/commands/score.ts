@@ -1,17 +1,18 @@
-/** `pgn score`: images (files, folders, globs) through a model; outputs per image, NDJSON lines. */
+/** `pgn score`: images (files, folders, globs) through a model, streamed; one NDJSON line per image. */
+import fs from 'node:fs';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { ensureDir } from '../files';
 import { expandInputs } from '../inputs';
 import { writeNpy } from '../npy';
+import { scoreStream } from '../pipeline';
 import { writePredictionPng } from '../render';
 import { Backend, DEFAULT_P } from '../scores';
 import { ImageResult, Scorer } from '../scorer';
+import { writeLabelPng, writeOverlayPng } from '../segment-images';
 import { ExecutionProvider } from '../session';
-import { DecodedImage } from '../preprocess';
-import { PgnError } from '../errors';
 import { collect, parseCount } from './options';
+import { progress } from './progress';
 
 interface ScoreCommandOptions {
   model?: string;
@@ -19,24 +20,46 @@ interface ScoreCommandOptions {
   out?: string;
   npy: boolean;
   png: boolean;
+  overlay: boolean;
+  labelsPng?: boolean;
+  segments: boolean;
+  threshold?: number;
+  minArea?: number;
+  ndjson?: string;
   batch: number;
+  prefetch?: number;
   threads?: number;
+  intraOpThreads?: number;
   backend?: Backend;
   ep?: ExecutionProvider;
 }
 
+function parseNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || Number.isNaN(n)) throw new InvalidArgumentError('expected a number');
+  return n;
+}
+
 export function scoreCommand(): Command {
   return new Command('score')
-    .description('score images with a segmentation model: per-pixel OoD maps, prediction and one NDJSON line per image')
+    .description('score images with a segmentation model: OoD maps, prediction, segments; one NDJSON line per image')
     .argument('<inputs...>', 'image files, folders or globs')
     .option('--model <path>', 'model directory, model card or .onnx file (default: the embedded demo model)')
     .option('--score <spec>', `score to compute, repeatable (default: the card's recommended score, else pgn-oh:p=${DEFAULT_P})`, collect)
-    .option('--out <dir>', 'write <stem>.<score>.npy (float32 [H,W]) and <stem>.prediction.png here')
+    .option('--out <dir>', 'write per image <stem>.<score>.npy, <stem>.prediction.png, <stem>.overlay.png here')
     .option('--no-npy', 'do not write the score maps')
     .option('--no-png', 'do not write the prediction PNG')
+    .option('--no-overlay', 'do not write the heatmap overlay PNG')
+    .option('--labels-png', 'also write <stem>.segments.png, the segment labels as 16-bit PNG')
+    .option('--no-segments', 'no OoD segments (thresholding and connected components)')
+    .option('--threshold <t>', "segments: score > t is OoD (default: the model card's recommended threshold)", parseNumber)
+    .option('--min-area <px>', 'segments: drop those smaller than this', parseCount)
+    .option('--ndjson <file>', 'write the NDJSON lines to a file instead of stdout')
     .option('--batch <n>', 'images per inference call', parseCount, 1)
+    .option('--prefetch <n>', 'images decoded ahead (default 2 × batch)', parseCount)
     .option('--threads <n>', 'native threads (0 = all cores)', parseCount)
-    .option('--backend <name>', 'native scores backend: cpu or cuda', 'cpu')
+    .option('--intra-op-threads <n>', 'ONNX Runtime intra-op threads', parseCount)
+    .option('--backend <name>', 'native backend: cpu or cuda', 'cpu')
     .option('--ep <name>', 'ONNX Runtime execution provider: cpu or cuda (default: cuda if available)')
     .action(async (inputs: string[], opts: ScoreCommandOptions) => {
       const failed = await runScore(inputs, opts);
@@ -58,67 +81,66 @@ async function writeOutputs(result: ImageResult, scorer: Scorer, opts: ScoreComm
   if (!opts.out) return [];
   const stem = path.join(opts.out, path.parse(result.source).name);
   const written: string[] = [];
+  const dims: [number, number, number] = [1, result.height, result.width];
   if (opts.npy)
     for (const map of result.maps) {
       await writeNpy(`${stem}.${map.name}.npy`, map.data, [result.height, result.width]);
       written.push(`${stem}.${map.name}.npy`);
     }
   if (opts.png && result.prediction) {
-    const colours = scorer.session.card.classes.map((c) => c.color);
-    await writePredictionPng(`${stem}.prediction.png`, result.prediction, result.width, result.height, colours);
+    await writePredictionPng(`${stem}.prediction.png`, result.prediction, result.width, result.height, scorer.session.card.classes.map((c) => c.color));
     written.push(`${stem}.prediction.png`);
   }
+  const labels = result.segmentLabels ? { data: result.segmentLabels, dims } : null;
+  if (opts.overlay) {
+    await writeOverlayPng(`${stem}.overlay.png`, result.source, { data: result.maps[0].data, dims }, labels);
+    written.push(`${stem}.overlay.png`);
+  }
+  if (opts.labelsPng && labels) {
+    await writeLabelPng(`${stem}.segments.png`, labels);
+    written.push(`${stem}.segments.png`);
+  }
   return written;
-}
-
-function line(record: object): void {
-  process.stdout.write(`${JSON.stringify(record)}\n`);
 }
 
 async function runScore(patterns: string[], opts: ScoreCommandOptions): Promise<number> {
   const files = await expandInputs(patterns);
   if (opts.out) await ensureDir(opts.out);
+  const out = opts.ndjson ? fs.createWriteStream(opts.ndjson) : process.stdout;
   const scorer = await Scorer.create({
     model: opts.model,
     scores: opts.score,
     threads: opts.threads,
     backend: opts.backend,
+    intraOpThreads: opts.intraOpThreads,
     executionProviders: opts.ep ? [opts.ep] : undefined,
+    segments: opts.segments ? { threshold: opts.threshold, minArea: opts.minArea } : undefined,
   });
+  const bar = process.stdout.isTTY && !opts.ndjson ? undefined : progress('pgn score');
   let failed = 0;
-  const fail = (file: string, err: unknown) => {
-    if (!(err instanceof PgnError)) throw err;
-    failed++;
-    line({ file, error: { code: err.code, message: err.message } });
-  };
+  let done = 0;
   try {
-    const batchSize = Math.max(1, opts.batch);
-    for (let i = 0; i < files.length; i += batchSize) {
-      // Decode one by one so that a bad file fails alone, then run the good ones as one batch.
-      const decoded: { file: string; image: DecodedImage; decode: number }[] = [];
-      for (const file of files.slice(i, i + batchSize)) {
-        const t0 = performance.now();
-        try {
-          decoded.push({ file, image: await scorer.decode(file), decode: performance.now() - t0 });
-        } catch (err) {
-          fail(file, err);
-        }
+    for await (const item of scoreStream(scorer, files, { batchSize: opts.batch, prefetch: opts.prefetch })) {
+      let record: object;
+      try {
+        if (item.error) throw item.error;
+        const r = item.result;
+        const outputs = await writeOutputs(r, scorer, opts);
+        const scores = Object.fromEntries(r.maps.map((m) => [m.name, summary(m.data)]));
+        record = { file: r.source, width: r.width, height: r.height, scores, segments: r.segments, outputs, timings: r.timings };
+      } catch (err) {
+        const e = err as Error & { code?: string };
+        if (!e.code) throw err;
+        failed++;
+        record = { file: item.source, error: { code: e.code, message: e.message } };
       }
-      if (decoded.length === 0) continue;
-      const results = await scorer.scoreDecoded(decoded.map((d) => d.image));
-      for (const [k, result] of results.entries()) {
-        const { file, decode } = decoded[k];
-        try {
-          const outputs = await writeOutputs({ ...result, source: file }, scorer, opts);
-          const scores = Object.fromEntries(result.maps.map((m) => [m.name, summary(m.data)]));
-          line({ file, width: result.width, height: result.height, scores, outputs, timings: { ...result.timings, decode } });
-        } catch (err) {
-          fail(file, err);
-        }
-      }
+      out.write(`${JSON.stringify(record)}\n`);
+      bar?.update(++done, files.length, 'images');
     }
   } finally {
+    bar?.stop();
     await scorer.dispose();
+    if (out !== process.stdout) await new Promise((resolve) => (out as fs.WriteStream).end(resolve));
   }
   return failed;
 }
