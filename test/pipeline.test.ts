@@ -1,0 +1,100 @@
+/**
+ * The scorer and the streaming pipeline on a tiny ONNX model built in the test: results equal the
+ * scores computed directly from the model's tensors, come in input order, bad images get their own
+ * error, the stream pulls inputs lazily and stops on an AbortSignal.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { buildSegModel } from './helpers/onnx-builder';
+import { ImageError } from '../src/errors';
+import { scoreStream } from '../src/pipeline';
+import { Scorer } from '../src/scorer';
+import { computeScores, upsample } from '../src/scores';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgn-pipeline-'));
+const card = {
+  name: 'tiny',
+  model: 'model.onnx',
+  input: { name: 'input', height: 16, width: 16, resize: 'stretch', channelOrder: 'rgb', scale: 255, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] },
+  classes: ['a', 'b', 'c', 'd', 'e'].map((name, i) => ({ name, color: [i * 50, 100, 200 - i * 40] })),
+  recommended: { score: 'pgn-oh:p=0.5', threshold: 1 },
+};
+
+async function image(seed: number, width = 20, height = 12): Promise<Buffer> {
+  const raw = Buffer.alloc(width * height * 3);
+  for (let i = 0; i < raw.length; i++) raw[i] = (i * 37 + seed * 101) % 256;
+  return sharp(raw, { raw: { width, height, channels: 3 } }).png().toBuffer();
+}
+
+let scorer: Scorer;
+const images: Buffer[] = [];
+
+beforeAll(async () => {
+  fs.writeFileSync(path.join(dir, 'model.onnx'), buildSegModel({ dynamic: true }).bytes);
+  fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify(card));
+  for (let i = 0; i < 7; i++) images.push(await image(i, 20 + i, 12 + (i % 3)));
+  scorer = await Scorer.create({ model: dir, scores: ['pgn-oh:p=0.5', 'entropy'], executionProviders: ['cpu'], segments: { minArea: 0 } });
+});
+afterAll(async () => {
+  await scorer.dispose();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('a scored image equals the scores of the model\'s own tensors, upsampled to the image size', async () => {
+  const decoded = await scorer.decode(images[3]);
+  const r = await scorer.score(images[3]);
+  expect([r.width, r.height]).toEqual([decoded.width, decoded.height]);
+  const { toTensor } = await import('../src/preprocess');
+  const batch = await toTensor([decoded], card as never);
+  const out = await scorer.session.run(batch.data, batch.dims);
+  const direct = await computeScores({ data: out.logits, dims: out.logitsDims }, { data: out.features, dims: out.featuresDims }, { scores: ['pgn-oh:p=0.5', 'entropy'] });
+  for (const k of [0, 1]) {
+    const up = await upsample(direct.maps[k].map, [r.height, r.width]);
+    expect(r.maps[k].data).toEqual(up.data);
+  }
+  expect(r.prediction).toHaveLength(r.width * r.height);
+  expect(r.segments!.length).toBeGreaterThan(0); // threshold 1 from the card: most pixels above
+  expect(r.segmentLabels).toHaveLength(r.width * r.height);
+});
+
+test.each([1, 3])('results come in input order, bad inputs as their own errors (batch %i)', async (batchSize) => {
+  const inputs = [images[0], Buffer.from('not an image'), images[1], Buffer.alloc(0), images[2], (await image(9)).subarray(0, 40), images[3]];
+  const items = [];
+  for await (const item of scoreStream(scorer, inputs, { batchSize })) items.push(item);
+  expect(items.map((i) => i.index)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+  expect(items.map((i) => (i.error ? 'error' : 'ok'))).toEqual(['ok', 'error', 'ok', 'error', 'ok', 'error', 'ok']);
+  for (const i of items.filter((i) => i.error)) expect(i.error).toBeInstanceOf(ImageError);
+  // Each good result is the one of its own image, whatever batch it ran in.
+  const alone = await scorer.score(images[2]);
+  expect(items[4].result!.maps[0].data).toEqual(alone.maps[0].data);
+});
+
+test('inputs are pulled lazily: no more than prefetch ahead of the consumer', async () => {
+  let pulled = 0;
+  function* source() {
+    for (let i = 0; i < 50; i++) {
+      pulled++;
+      yield images[i % images.length];
+    }
+  }
+  const stream = scoreStream(scorer, source(), { batchSize: 2, prefetch: 4 });
+  await stream.next();
+  expect(pulled).toBeLessThanOrEqual(2 + 4 + 2);
+  await stream.return(undefined);
+  expect(pulled).toBeLessThan(50);
+});
+
+test('an AbortSignal stops the stream with an AbortError', async () => {
+  const controller = new AbortController();
+  const seen: number[] = [];
+  const run = (async () => {
+    for await (const item of scoreStream(scorer, Array(40).fill(images[0]), { signal: controller.signal })) {
+      seen.push(item.index);
+      if (seen.length === 3) controller.abort();
+    }
+  })();
+  await expect(run).rejects.toMatchObject({ name: 'AbortError' });
+  expect(seen).toEqual([0, 1, 2]);
+});
