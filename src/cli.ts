@@ -2,6 +2,7 @@
 /** The `pgn` command line: each subcommand lives in src/commands/<name>.ts. */
 import { Command } from 'commander';
 import { PgnError } from './errors';
+import { benchCommand } from './commands/bench';
 import { evalCommand } from './commands/eval';
 import { scoreCommand } from './commands/score';
 import { tensorsCommand } from './commands/tensors';
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   program.addCommand(scoreCommand());
   program.addCommand(evalCommand());
+  program.addCommand(benchCommand());
   program.addCommand(tensorsCommand());
   return program;
 }
