@@ -62,11 +62,14 @@ export interface Evaluation {
   /** Mean ms per image: inference (or tensor loading), scoring (scores + upsampling). */
   timings: { inference: number; scoring: number; total: number };
   samples: EvaluationSample[];
+  /** Model mode: the model card's class colours (for colourising predictions). */
+  classColours?: [number, number, number][];
 }
 
 /** Per image: every requested map at the label's size, plus the stage times. */
 interface ScoreSource {
   kind: 'model' | 'tensors';
+  classColours?: [number, number, number][];
   maps(item: DatasetItem, size: { width: number; height: number }, prediction: boolean): Promise<{ maps: Float32Array[]; prediction?: Int32Array; inference: number; scoring: number }>;
   dispose(): Promise<void>;
 }
@@ -83,6 +86,7 @@ async function modelSource(options: EvaluateOptions, specs: ScoreSpec[]): Promis
   });
   return {
     kind: 'model',
+    classColours: scorer.session.card.classes.map((c) => [c.color[0], c.color[1], c.color[2]]),
     async maps(item, size, prediction) {
       const [r] = await scorer.scoreDecoded([await scorer.decode(item.image)], [size]);
       return { maps: r.maps.map((m) => m.data), prediction: prediction ? r.prediction : undefined, inference: r.timings.inference, scoring: r.timings.scores + r.timings.upsample };
@@ -151,7 +155,8 @@ export async function evaluate(options: EvaluateOptions): Promise<Evaluation> {
     const total = performance.now() - t0;
     let instanceResults: (InstanceMetricsResult | undefined)[] = specs.map(() => undefined);
     if (options.instance !== false) {
-      const instance = pixelResults.map((p) => new InstanceMetrics({ threshold: p.bestF1Threshold, track: options.track }));
+      // In binned mode the benchmark's own threshold, so that its component figures are reproduced.
+      const instance = pixelResults.map((p) => new InstanceMetrics({ threshold: p.official?.bestF1Threshold ?? p.bestF1Threshold, track: options.track }));
       for (const [i, item] of items.entries()) {
         const label = labels.get(item.stem) ?? (await readLabelMask(item.label));
         const maps = cache.get(item.stem) ?? (await source.maps(item, label, false)).maps;
@@ -167,6 +172,7 @@ export async function evaluate(options: EvaluateOptions): Promise<Evaluation> {
       rows: specs.map((spec, k) => ({ spec, name: scoreName(spec), label: scoreLabel(spec), pixel: pixelResults[k], instance: instanceResults[k] })),
       timings: { inference: inference / items.length, scoring: scoring / items.length, total: total / items.length },
       samples,
+      classColours: source.classColours,
     };
   } finally {
     await source.dispose();
