@@ -9,6 +9,7 @@
         "native/core/parallel.cc",
         "native/core/pixel_metrics.cc",
         "native/core/scores.cc",
+        "native/core/second_layer.cc",
         "native/core/upsample.cc",
         "native/binding/addon.cc",
         "native/binding/args.cc",
@@ -16,6 +17,7 @@
         "native/binding/components_binding.cc",
         "native/binding/metrics_binding.cc",
         "native/binding/scores_binding.cc",
+        "native/binding/second_layer_binding.cc",
         "native/binding/upsample_binding.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -39,6 +39,27 @@ export interface NativeComponentsResult {
   segments: NativeSegmentColumns;
 }
 
+export interface NativeSecondLayerOptions {
+  logits: Float32Array;
+  logitsDims: number[];
+  features: Float32Array;
+  featuresDims: number[];
+  input: Float32Array;
+  inputDims: number[];
+  kernel: Float32Array;
+  kernelShape: number[];
+  strides?: number[];
+  dilations?: number[];
+  pads?: number[];
+  activation?: { kind: string; alpha?: number; min?: number; max?: number; slopes?: Float32Array };
+  bnScale?: Float32Array;
+  codeScale?: Float32Array;
+  scores: NativeScoreSpec[];
+  prediction?: boolean;
+  threads?: number;
+  backend?: string;
+}
+
 export interface NativeAddon {
   readonly cudaCompiled: boolean;
   readonly defaultThreads: number;
@@ -56,6 +77,8 @@ export interface NativeAddon {
     threads?: number;
     backend?: string;
   }): Promise<{ maps: Float32Array[]; prediction: Int32Array | null }>;
+  /** pgn2-oh / pgn2-uni: gradient norms w.r.t. the second-to-last conv (native/binding/second_layer_binding.cc). */
+  secondLayerScores(options: NativeSecondLayerOptions): Promise<{ maps: Float32Array[]; prediction: Int32Array | null }>;
   upsample(options: {
     input: Float32Array;
     dims: number[];

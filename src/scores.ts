@@ -6,14 +6,17 @@
 import { types } from 'node:util';
 import { BackendError } from './errors';
 import { native } from './native';
+import { checkSecondLayerInputs, SecondLayerInputs, secondLayerNative } from './second-layer';
 
-export const SCORE_KINDS = ['pgn-oh', 'pgn-uni', 'entropy', 'msp', 'maxlogit', 'energy'] as const;
+export const SCORE_KINDS = ['pgn-oh', 'pgn-uni', 'entropy', 'msp', 'maxlogit', 'energy', 'pgn2-oh', 'pgn2-uni'] as const;
 export type ScoreKind = (typeof SCORE_KINDS)[number];
 
 /**
  * One score. For the PGN kinds, p is the norm's exponent (default 0.5) and variant chooses the
  * exact gradient ‖s − y‖_p·‖φ‖_p ('exact', default) or the authors'-code label factor ('code':
  * softmax·(1 − onehot) for pgn-oh, (C−1)/C·softmax for pgn-uni).
+ * pgn2-oh / pgn2-uni: the same labels, gradient w.r.t. the second-to-last conv (src/second-layer.ts);
+ * their 'code' variant also takes the authors' channel norm at p = 0.5 and BatchNorm γ alone.
  */
 export interface ScoreSpec {
   kind: ScoreKind;
@@ -29,6 +32,16 @@ export function isPgn(kind: ScoreKind): boolean {
   return kind === 'pgn-oh' || kind === 'pgn-uni';
 }
 
+/** The second-layer kinds: they need options.secondLayer (the conv's input x, K, the layer). */
+export function isPgn2(kind: ScoreKind): boolean {
+  return kind === 'pgn2-oh' || kind === 'pgn2-uni';
+}
+
+/** Kinds that take p and variant. */
+function takesOptions(kind: ScoreKind): boolean {
+  return isPgn(kind) || isPgn2(kind);
+}
+
 /** Parses "pgn-oh:p=0.5", "pgn-uni:p=2:variant=code", "entropy". */
 export function parseScore(text: string): ScoreSpec {
   const [kind, ...options] = text.trim().split(':');
@@ -37,7 +50,7 @@ export function parseScore(text: string): ScoreSpec {
   const spec: ScoreSpec = { kind: kind as ScoreKind };
   for (const option of options) {
     const [key, value, extra] = option.split('=');
-    if (!isPgn(spec.kind)) throw new RangeError(`score "${text}": ${kind} takes no options`);
+    if (!takesOptions(spec.kind)) throw new RangeError(`score "${text}": ${kind} takes no options`);
     if (key === 'p' && extra === undefined && value !== undefined && value.trim() !== '' && Number.isFinite(Number(value)) && Number(value) > 0)
       spec.p = Number(value);
     else if (key === 'variant' && extra === undefined && (value === 'exact' || value === 'code')) spec.variant = value;
@@ -51,7 +64,7 @@ export function normalizeScore(spec: ScoreSpec | string): ScoreSpec {
   if (typeof spec === 'string') return parseScore(spec);
   if (spec === null || typeof spec !== 'object' || !(SCORE_KINDS as readonly string[]).includes(spec.kind))
     throw new TypeError(`score must be a string like "pgn-oh:p=0.5" or { kind, p?, variant? } with kind one of ${SCORE_KINDS.join(', ')}`);
-  if (!isPgn(spec.kind)) return { kind: spec.kind };
+  if (!takesOptions(spec.kind)) return { kind: spec.kind };
   const p = spec.p ?? DEFAULT_P;
   if (typeof p !== 'number' || !(p > 0) || !Number.isFinite(p)) throw new RangeError(`score ${spec.kind}: p must be a finite number > 0, got ${String(p)}`);
   const variant = spec.variant ?? 'exact';
@@ -62,14 +75,14 @@ export function normalizeScore(spec: ScoreSpec | string): ScoreSpec {
 /** File-friendly name: pgn-oh_p0.5, pgn-uni_p2_code, entropy. */
 export function scoreName(spec: ScoreSpec | string): string {
   const s = normalizeScore(spec);
-  if (!isPgn(s.kind)) return s.kind;
+  if (!takesOptions(s.kind)) return s.kind;
   return `${s.kind}_p${s.p}${s.variant === 'code' ? '_code' : ''}`;
 }
 
 /** The label used in tables and the CLI: pgn-oh:p=0.5, pgn-uni:p=2:variant=code. */
 export function scoreLabel(spec: ScoreSpec | string): string {
   const s = normalizeScore(spec);
-  if (!isPgn(s.kind)) return s.kind;
+  if (!takesOptions(s.kind)) return s.kind;
   return `${s.kind}:p=${s.p}${s.variant === 'code' ? ':variant=code' : ''}`;
 }
 
@@ -92,6 +105,8 @@ export interface ScoreOptions {
   /** Worker threads for the native pass; 0 or undefined = all cores. */
   threads?: number;
   backend?: Backend;
+  /** The pgn2-* scores' extra inputs: the second-to-last conv's input x, the final conv's K, the layer. */
+  secondLayer?: SecondLayerInputs;
 }
 
 export interface ScoreResult {
@@ -121,9 +136,10 @@ export async function computeScores(logits: Tensor, features: Tensor | undefined
   checkTensor(logits, 'logits');
   if (!options || !Array.isArray(options.scores)) throw new TypeError('options.scores must be an array of scores');
   const specs = options.scores.map(normalizeScore);
-  const needsFeatures = specs.some((s) => isPgn(s.kind));
+  const needsFeatures = specs.some((s) => isPgn(s.kind) || isPgn2(s.kind));
   if (needsFeatures) checkTensor(features, 'features');
   checkBackend(options.backend);
+  if (specs.some((s) => isPgn2(s.kind))) return computeWithSecondLayer(logits, features!, specs, options);
   const out = await native.scores({
     logits: logits.data,
     logitsDims: logits.dims,
@@ -138,6 +154,43 @@ export async function computeScores(logits: Tensor, features: Tensor | undefined
     maps: specs.map((spec, i) => ({ spec, name: scoreName(spec), map: { data: out.maps[i], dims } })),
     ...(out.prediction ? { prediction: { data: out.prediction, dims } } : {}),
   };
+}
+
+/**
+ * Scores some of which are pgn2-*: those go to the second-layer pass, the others to the usual one
+ * (both on the libuv pool at once); maps come back in request order.
+ */
+async function computeWithSecondLayer(logits: Tensor, features: Tensor, specs: ScoreSpec[], options: ScoreOptions): Promise<ScoreResult> {
+  checkSecondLayerInputs(options.secondLayer);
+  const second = specs.filter((s) => isPgn2(s.kind));
+  const first = specs.filter((s) => !isPgn2(s.kind));
+  const prediction = options.prediction ?? true;
+  const [a, b] = await Promise.all([
+    first.length === 0 ? null : native.scores({
+      logits: logits.data,
+      logitsDims: logits.dims,
+      ...(first.some((s) => isPgn(s.kind)) ? { features: features.data, featuresDims: features.dims } : {}),
+      scores: first,
+      prediction: false,
+      threads: options.threads,
+      backend: options.backend,
+    }),
+    secondLayerNative(logits, features, options.secondLayer, second, { prediction, threads: options.threads, backend: options.backend }),
+  ]);
+  const dims: [number, number, number] = [logits.dims[0], logits.dims[2], logits.dims[3]];
+  let i = 0, j = 0;
+  return {
+    maps: specs.map((spec) => ({ spec, name: scoreName(spec), map: { data: isPgn2(spec.kind) ? b.maps[j++] : a!.maps[i++], dims } })),
+    ...(b.prediction ? { prediction: { data: b.prediction, dims } } : {}),
+  };
+}
+
+/** pgn2-oh / pgn2-uni only (computeScores takes them too, mixed with the others). */
+export function computeSecondLayerScores(logits: Tensor, features: Tensor, secondLayer: SecondLayerInputs, options: Omit<ScoreOptions, 'secondLayer'>): Promise<ScoreResult> {
+  if (!options || !Array.isArray(options.scores)) throw new TypeError('options.scores must be an array of scores');
+  const bad = options.scores.map(normalizeScore).find((s) => !isPgn2(s.kind));
+  if (bad) throw new RangeError(`computeSecondLayerScores computes pgn2-oh and pgn2-uni only, not ${scoreLabel(bad)}: use computeScores`);
+  return computeScores(logits, features, { ...options, secondLayer });
 }
 
 export interface UpsampleOptions {
