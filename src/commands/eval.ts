@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { evaluate, Evaluation } from '../evaluate';
 import { writeFileAtomic } from '../files';
 import { formatPercent, PixelMetricsMode, Track } from '../metrics';
+import { writeReport } from '../report';
 import { Backend, DEFAULT_P } from '../scores';
 import { ExecutionProvider } from '../session';
 import { collect, parseCount } from './options';
@@ -17,6 +18,7 @@ interface EvalOptions {
   binned?: boolean;
   instance: boolean;
   json?: string;
+  report?: string;
   threads?: number;
   backend?: Backend;
   ep?: ExecutionProvider;
@@ -35,6 +37,7 @@ export function evalCommand(): Command {
     .option('--binned', "the benchmark's binned curves (768 percentile bins) instead of exact ones")
     .option('--no-instance', 'skip the component-level metrics')
     .option('--json <file>', 'also write the figures as JSON')
+    .option('--report <dir>', 'also write a self-contained HTML report (figures, ROC and PR curves, heatmaps of the first 4 images) to DIR/index.html')
     .option('--threads <n>', 'native threads (0 = all cores)', parseCount)
     .option('--backend <name>', 'native scores backend: cpu or cuda', 'cpu')
     .option('--ep <name>', 'ONNX Runtime execution provider: cpu or cuda')
@@ -55,6 +58,7 @@ export function evalCommand(): Command {
           threads: opts.threads,
           backend: opts.backend,
           executionProviders: opts.ep ? [opts.ep] : undefined,
+          samples: opts.report ? 4 : 0,
           onProgress: (done, total, stage) => bar.update(done, total, stage),
         });
       } finally {
@@ -62,6 +66,7 @@ export function evalCommand(): Command {
       }
       process.stdout.write(`${evaluationTable(result)}\n`);
       if (opts.json) await writeFileAtomic(opts.json, `${JSON.stringify(evaluationJson(result), null, 2)}\n`);
+      if (opts.report) process.stdout.write(`report: ${await writeReport(opts.report, result, { classColours: result.classColours })}\n`);
     });
 }
 
