@@ -3,6 +3,8 @@
  * reduced to 8-bit RGB, alpha dropped), then resize and normalize into an NCHW float batch as the
  * model card says.
  */
+import fs from 'node:fs';
+import { types } from 'node:util';
 import sharp from 'sharp';
 import { ImageError } from './errors';
 import type { ModelCardInput } from './model-card';
@@ -37,11 +39,21 @@ function reason(err: unknown): string {
   return [...new Set(message.split('\n').map((l) => l.trim()).filter(Boolean))].join('; ');
 }
 
+/** libvips calls an empty file or a folder an "unsupported image format": say what it is instead. */
+async function checkImageFile(file: string): Promise<void> {
+  const stat = await fs.promises.stat(file).catch(() => null); // a missing file: sharp's message names it
+  if (stat?.isDirectory()) throw new ImageError(`${file}: is a directory, not an image file`);
+  if (stat?.isFile() && stat.size === 0) throw new ImageError(`${file}: empty file (0 bytes), not an image`);
+}
+
 export async function decodeImage(input: string | Buffer | Uint8Array, opts: DecodeOptions = {}): Promise<DecodedImage> {
   const label = typeof input === 'string' ? input : '<buffer>';
   const limit = opts.limitInputPixels ?? DEFAULT_PIXEL_LIMIT;
   if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`limitInputPixels must be a positive integer, got ${limit}`);
+  if (typeof input !== 'string' && !types.isUint8Array(input))
+    throw new TypeError(`an image must be a file path, a Buffer or a Uint8Array of encoded bytes, got ${input === null ? 'null' : typeof input}`);
   const source = typeof input === 'string' || Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+  if (typeof input === 'string') await checkImageFile(input);
   try {
     // The header alone tells the size: refuse decompression bombs before any pixel is allocated.
     // sharp would refuse them too (limitInputPixels, below), but without saying the size claimed.
