@@ -82,6 +82,23 @@ function checkInput(input: Float32Array, dims: readonly number[]): void {
   if (input.length !== size) throw new RangeError(`input has ${input.length} values but dims [${dims.join(',')}] need ${size}`);
 }
 
+/**
+ * What pgn-ood can feed and score, whatever the card says: an image batch [N,3,H,W] in, and at least
+ * two classes out (the softmax of one logit is 1 everywhere: a sigmoid head is not a softmax head).
+ */
+function checkModelShapes(analysis: ModelAnalysis, source: string): void {
+  const { name, shape } = analysis.input;
+  const dims = `[${shape.join(',')}]`;
+  if (shape.length !== 4) throw new ModelError(`${source}: the model's input "${name}" has shape ${dims}; pgn-ood feeds images as [N,3,H,W]`);
+  const channels = shape[1];
+  if (typeof channels === 'number' && channels > 0 && channels !== 3) {
+    throw new ModelError(`${source}: the model's input "${name}" has ${channels} channel${channels === 1 ? '' : 's'}; pgn-ood feeds RGB images as [N,3,H,W]`);
+  }
+  if (analysis.numClasses < 2) {
+    throw new ModelError(`${source}: the final conv "${analysis.conv.name}" has ${analysis.numClasses} output channel: the scores need the logits of at least 2 classes (softmax over classes)`);
+  }
+}
+
 export class ModelSession {
   readonly kernel: Float32Array;
   readonly bias: Float32Array | null;
@@ -116,6 +133,7 @@ export class ModelSession {
       throw new ModelError(`${modelPath}: cannot read the model (${err.message})`, { cause: err });
     });
     const analysis = analyzeModel(bytes, { logitsOutput: card.outputs?.logits, featuresOutput: card.outputs?.features, source: modelPath });
+    checkModelShapes(analysis, modelPath);
     checkCardAgainstModel(card, analysis, cardPath ?? modelPath);
     if (analysis.input.elemType !== onnx.TensorProto.DataType.FLOAT) {
       const type = onnx.TensorProto.DataType[analysis.input.elemType] ?? analysis.input.elemType;
