@@ -4,6 +4,7 @@
  * (the conv's output, before any upsampling) as extra graph outputs.
  */
 import { ModelError } from './errors';
+import type { ActivationInfo, SecondLayerInfo } from './second-layer';
 import {
   attribute,
   decodeModel,
@@ -25,6 +26,11 @@ export interface AnalyzeOptions {
   featuresOutput?: string;
   /** Name of the model in error messages (e.g. its path). */
   source?: string;
+  /**
+   * Also describe the second-to-last conv for the pgn2-* scores (analysis.secondLayer), and have
+   * exposeFeatures expose its input. ModelError when the head is not conv → [BN] → act → final conv.
+   */
+  secondLayer?: boolean;
 }
 
 export interface FinalConv {
@@ -59,6 +65,8 @@ export interface ModelAnalysis {
   featuresTensor: string;
   featuresAlreadyOutput: boolean;
   convOutputIsOutput: boolean;
+  /** The second-to-last conv, when asked for (opts.secondLayer). */
+  secondLayer?: SecondLayerAnalysis;
 }
 
 /** Ops that move or resample the logits without changing what they are; walked back through. */
@@ -86,8 +94,8 @@ type Trace = { ok: true; conv: number; weight: ConstTensor; via: number[] } | { 
 class ModelGraph {
   readonly nodes: onnx.INodeProto[];
   readonly outputs: string[];
-  private readonly producers = new Map<string, number>();
-  private readonly initializers = new Map<string, onnx.ITensorProto>();
+  readonly producers = new Map<string, number>();
+  readonly initializers = new Map<string, onnx.ITensorProto>();
 
   constructor(
     readonly graph: onnx.IGraphProto,
@@ -231,7 +239,7 @@ export function analyzeModel(bytes: Uint8Array, opts: AnalyzeOptions = {}): Mode
     throw g.error(`the model has no output "${opts.featuresOutput}" (named as the features output); its outputs are ${g.outputs.map((o) => `"${o}"`).join(', ')}`);
   }
   const featuresTensor = opts.featuresOutput ?? conv.input;
-  return {
+  const analysis: ModelAnalysis = {
     input: { name: input.name ?? '', shape: dimsOf(input), elemType: input.type?.tensorType?.elemType ?? 0 },
     outputs: g.outputs,
     logitsOutput: output,
@@ -246,6 +254,8 @@ export function analyzeModel(bytes: Uint8Array, opts: AnalyzeOptions = {}): Mode
     featuresAlreadyOutput: g.outputs.includes(featuresTensor),
     convOutputIsOutput: g.outputs.includes(conv.output),
   };
+  if (opts.secondLayer) analysis.secondLayer = traceSecondLayer(g, analysis);
+  return analysis;
 }
 
 function readBias(g: ModelGraph, name: string, numClasses: number): Float32Array {
@@ -260,7 +270,8 @@ function readBias(g: ModelGraph, name: string, numClasses: number): Float32Array
 
 /**
  * Returns the model with the features φ and the conv output z (feature resolution) added as graph
- * outputs, unless they already are outputs (then the bytes are returned as they are).
+ * outputs, unless they already are outputs (then the bytes are returned as they are). With
+ * analysis.secondLayer (analyzeModel's secondLayer option), the second-to-last conv's input x too.
  *
  * The new outputs are spliced into the serialized graph instead of re-encoding the decoded model:
  * the weights are copied verbatim and fields newer than onnx-proto's ONNX 1.10 schema survive
@@ -272,19 +283,22 @@ export function exposeFeatures(bytes: Uint8Array, analysis: ModelAnalysis): Uint
   const wanted: [string, number][] = [];
   if (!analysis.featuresAlreadyOutput) wanted.push([analysis.conv.input, analysis.featureChannels]);
   if (!analysis.convOutputIsOutput) wanted.push([analysis.conv.output, analysis.numClasses]);
-  if (wanted.length === 0) return bytes;
+  const second = analysis.secondLayer;
+  const exposeX = second !== undefined && !second.inputAlreadyOutput && !second.inputIsModelInput;
+  if (wanted.length === 0 && !exposeX) return bytes;
   const outputs = wanted.map(([name, channels]) => outputInfo(graph, analysis, name, channels));
+  if (exposeX) outputs.push(outputInfo(graph, analysis, second.inputTensor, second.conv.inChannels, ['pgn_conv_input_h', 'pgn_conv_input_w']));
   return appendToGraph(bytes, onnx.GraphProto.encode({ output: outputs }).finish());
 }
 
 /** The tensor's value_info when the exporter recorded one, else [N, channels, h, w] with symbolic h, w. */
-function outputInfo(graph: onnx.IGraphProto, analysis: ModelAnalysis, name: string, channels: number): onnx.IValueInfoProto {
+function outputInfo(graph: onnx.IGraphProto, analysis: ModelAnalysis, name: string, channels: number, spatial = ['pgn_feature_h', 'pgn_feature_w']): onnx.IValueInfoProto {
   const known = (graph.valueInfo ?? []).find((v) => v.name === name && v.type?.tensorType?.shape);
   if (known) return { name, type: known.type };
   const batch = analysis.input.shape[0] ?? -1;
   const dim = (d: Dim): onnx.TensorShapeProto.IDimension =>
     typeof d === 'string' ? { dimParam: d } : d >= 0 ? { dimValue: d } : {};
-  const shape = [dim(batch), dim(channels), dim('pgn_feature_h'), dim('pgn_feature_w')];
+  const shape = [dim(batch), dim(channels), dim(spatial[0]!), dim(spatial[1]!)];
   return { name, type: { tensorType: { elemType: analysis.elemType, shape: { dim: shape } } } };
 }
 
@@ -337,4 +351,191 @@ function writeVarint(value: number): number[] {
   }
   out.push(value);
   return out;
+}
+
+// ---- The second-to-last conv (pgn2-* scores, docs/second-layer.md) ----
+
+export interface SecondLayerAnalysis {
+  /** The k×k conv: its input is x, its output (through [BN] and the activation) is φ. */
+  conv: { name: string; index: number; input: string; output: string; weight: string; inChannels: number; outChannels: number };
+  /** An unfolded BatchNormalization between the conv and the activation (exporters usually fold it). */
+  batchNorm: { name: string; epsilon: number } | null;
+  activation: { op: string; name: string };
+  /** Ops walked through between the activation and the final conv (Identity, Dropout, Cast), activation side first. */
+  via: string[];
+  /** Geometry, activation and BatchNorm scales: computeScores' secondLayer.layer. */
+  layer: SecondLayerInfo;
+  /** The tensor to fetch for x (the conv's input). */
+  inputTensor: string;
+  inputAlreadyOutput: boolean;
+  /** x is the model's own input (a one-conv backbone): nothing to expose, the batch is x. */
+  inputIsModelInput: boolean;
+}
+
+/** Between the activation and the final conv: ops that pass φ on unchanged at inference. */
+const FEATURE_PASS = new Set(['Identity', 'Dropout', 'Cast']);
+
+const ACTIVATIONS = 'Relu, LeakyRelu, Clip (e.g. ReLU6) or PRelu';
+
+/** Smooth activations whose derivative cannot be read from their output alone. */
+const SMOOTH = new Set(['Sigmoid', 'Tanh', 'Gelu', 'Elu', 'Selu', 'Celu', 'Softplus', 'Softsign', 'HardSigmoid', 'HardSwish', 'Mish', 'Erf', 'Mul', 'ThresholdedRelu']);
+
+function floatAttribute(node: onnx.INodeProto, name: string): number | undefined {
+  const a = attribute(node, name);
+  return a && a.f !== null && a.f !== undefined ? a.f : undefined;
+}
+
+function stringAttribute(node: onnx.INodeProto, name: string): string | undefined {
+  const a = attribute(node, name);
+  return a?.s ? Buffer.from(a.s).toString('utf8') : undefined;
+}
+
+/** The values of a constant input of a node (initializer or Constant, possibly behind Identity/Cast). */
+function constantValues(g: ModelGraph, node: number, input: number, what: string): Float32Array {
+  const name = g.nodes[node]!.input?.[input] ?? '';
+  const c = g.constant(name);
+  if (!c) throw g.error(`${what} of ${g.label(node, true)} ("${name}") is not a constant: pgn2 scores need it as a number`);
+  return tensorToFloat32(c.tensor, `${g.source}: ${what} "${name}" of ${g.label(node, true)}`);
+}
+
+function readActivation(g: ModelGraph, index: number, channels: number): ActivationInfo {
+  const node = g.nodes[index]!;
+  const where = g.label(index, true);
+  switch (node.opType) {
+    case 'Relu':
+      return { kind: 'relu' };
+    case 'LeakyRelu': {
+      const alpha = floatAttribute(node, 'alpha') ?? 0.01;
+      if (!(alpha >= 0)) throw g.error(`${where} has alpha ${alpha}: pgn2 scores need a slope >= 0 (a negative slope hides the sign of the pre-activation in its output)`);
+      return { kind: 'leakyrelu', alpha };
+    }
+    case 'Clip': {
+      // opset >= 11: min and max are optional inputs; before: attributes (absent = no bound)
+      const bound = (input: number, attr: string, absent: number): number => {
+        if ((node.input?.length ?? 0) > input && node.input![input]) return constantValues(g, index, input, attr)[0] ?? absent;
+        return floatAttribute(node, attr) ?? absent;
+      };
+      const min = bound(1, 'min', -Infinity), max = bound(2, 'max', Infinity);
+      if (!(min < max)) throw g.error(`${where} clips to [${min}, ${max}]: pgn2 scores need min < max`);
+      return { kind: 'clip', min: min <= -3.4e38 ? -Infinity : min, max: max >= 3.4e38 ? Infinity : max };
+    }
+    case 'PRelu': {
+      const slopes = constantValues(g, index, 1, 'slope');
+      if (slopes.length !== 1 && slopes.length !== channels) {
+        throw g.error(`${where} has ${slopes.length} slopes for ${channels} feature channels: pgn2 scores need one per channel or one for all`);
+      }
+      const negative = slopes.findIndex((v) => !(v >= 0));
+      if (negative >= 0) throw g.error(`${where} has slope ${slopes[negative]} for channel ${negative}: pgn2 scores need slopes >= 0 (a negative slope hides the sign of the pre-activation in its output)`);
+      return { kind: 'prelu', slopes };
+    }
+    default:
+      throw new Error(`not an activation: ${node.opType}`);
+  }
+}
+
+/** pads [top, left, bottom, right] from the Conv's pads or auto_pad (SAME_* only with stride 1, where they do not depend on the size). */
+function convPads(g: ModelGraph, index: number, kernel: number[], strides: number[], dilations: number[]): [number, number, number, number] {
+  const node = g.nodes[index]!;
+  const autoPad = stringAttribute(node, 'auto_pad') ?? 'NOTSET';
+  if (autoPad === 'NOTSET' || autoPad === '') {
+    const pads = intsAttribute(node, 'pads') ?? [0, 0, 0, 0];
+    if (pads.length !== 4) throw g.error(`${g.label(index, true)} has pads [${pads.join(',')}]; 4 values are expected for a 2-D conv`);
+    return [pads[0]!, pads[1]!, pads[2]!, pads[3]!];
+  }
+  if (autoPad === 'VALID') return [0, 0, 0, 0];
+  if ((autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') && strides.every((s) => s === 1)) {
+    const total = kernel.map((k, i) => dilations[i]! * (k - 1));
+    const begin = total.map((t) => (autoPad === 'SAME_UPPER' ? Math.floor(t / 2) : Math.ceil(t / 2)));
+    return [begin[0]!, begin[1]!, total[0]! - begin[0]!, total[1]! - begin[1]!];
+  }
+  throw g.error(`${g.label(index, true)} has auto_pad ${autoPad} with strides [${strides.join(',')}]: pgn2 scores need explicit pads (re-export with explicit padding)`);
+}
+
+function describe(g: ModelGraph, tensor: string): string {
+  const index = g.producers.get(tensor);
+  if (index === undefined) return g.initializers.has(tensor) ? `the constant "${tensor}"` : `the graph input "${tensor}"`;
+  return g.label(index, true);
+}
+
+/**
+ * Walks back from the final conv's input: [Identity/Dropout/Cast] → activation → [BatchNormalization]
+ * → Conv (group 1, constant 4-D weight with F output channels).
+ */
+function traceSecondLayer(g: ModelGraph, analysis: ModelAnalysis): SecondLayerAnalysis {
+  const final = `the final conv ${g.label(analysis.conv.index, true)}`;
+  const F = analysis.featureChannels;
+  const via: string[] = [];
+  let tensor = analysis.conv.input;
+  let index = g.producers.get(tensor);
+  while (index !== undefined && FEATURE_PASS.has(g.nodes[index]!.opType ?? '') && via.length <= g.nodes.length) {
+    via.push(g.nodes[index]!.opType!);
+    tensor = g.nodes[index]!.input?.[0] ?? '';
+    index = g.producers.get(tensor);
+  }
+  const found = describe(g, tensor);
+  if (index === undefined || !['Relu', 'LeakyRelu', 'Clip', 'PRelu'].includes(g.nodes[index]!.opType ?? '')) {
+    const op = index === undefined ? '' : g.nodes[index]!.opType ?? '';
+    const why = SMOOTH.has(op) ? ` (its derivative needs the pre-activation, which pgn-ood does not fetch)` : op === 'Conv' || op === 'BatchNormalization' ? ' (no activation in between)' : '';
+    throw g.error(`the input of ${final} comes from ${found}${why}: pgn2 scores need ${ACTIVATIONS} there, after a Conv [and BatchNormalization]`);
+  }
+  const actIndex = index;
+  const act = g.nodes[actIndex]!;
+  const activation = readActivation(g, actIndex, F);
+
+  tensor = act.input?.[0] ?? '';
+  index = g.producers.get(tensor);
+  let batchNorm: SecondLayerAnalysis['batchNorm'] = null;
+  let bnScale: Float32Array | null = null, bnGamma: Float32Array | null = null;
+  if (index !== undefined && g.nodes[index]!.opType === 'BatchNormalization') {
+    const bn = g.nodes[index]!;
+    if ((intAttribute(bn, 'training_mode') ?? 0) !== 0) throw g.error(`${g.label(index, true)} is in training mode: export the model in eval mode`);
+    const epsilon = floatAttribute(bn, 'epsilon') ?? 1e-5;
+    const gamma = constantValues(g, index, 1, 'scale');
+    const variance = constantValues(g, index, 4, 'variance');
+    if (gamma.length !== F || variance.length !== F) throw g.error(`${g.label(index, true)} has ${gamma.length} channels, but the final conv takes ${F}`);
+    bnGamma = gamma;
+    bnScale = Float32Array.from(gamma, (v, f) => v / Math.sqrt(variance[f]! + epsilon));
+    batchNorm = { name: bn.name ?? '', epsilon };
+    tensor = bn.input?.[0] ?? '';
+    index = g.producers.get(tensor);
+  }
+  const after = batchNorm ? `${describe(g, act.input![0]!)} before ${g.label(actIndex, true)}` : g.label(actIndex, true);
+  if (index === undefined || g.nodes[index]!.opType !== 'Conv') {
+    throw g.error(`${after} takes its input from ${describe(g, tensor)}: pgn2 scores need a Conv there (conv → [BatchNormalization] → activation → final conv)`);
+  }
+  const convIndex = index;
+  const conv = g.nodes[convIndex]!;
+  const where = g.label(convIndex, true);
+  const weightName = conv.input?.[1] ?? '';
+  const weight = g.constant(weightName);
+  if (!weight) throw g.error(`${where} has a weight "${weightName}" that is not a constant`);
+  const dims = tensorDims(weight.tensor);
+  if (dims.length !== 4) throw g.error(`${where} has a ${dims.length - 2}-D kernel: pgn2 scores need a 2-D conv`);
+  const group = intAttribute(conv, 'group') ?? 1;
+  if (group !== 1) throw g.error(`${where} has group ${group}: pgn2 scores need group 1 (depthwise and grouped convs are not supported)`);
+  if (dims[0] !== F) throw g.error(`${where} has ${dims[0]} output channels, but the final conv takes ${F}`);
+  const kernel = intsAttribute(conv, 'kernel_shape') ?? dims.slice(2);
+  const strides = intsAttribute(conv, 'strides') ?? [1, 1];
+  const dilations = intsAttribute(conv, 'dilations') ?? [1, 1];
+  if (kernel.length !== 2 || strides.length !== 2 || dilations.length !== 2) throw g.error(`${where}: kernel_shape, strides and dilations must have 2 values`);
+  const pads = convPads(g, convIndex, kernel, strides, dilations);
+  const input = conv.input?.[0] ?? '';
+  return {
+    conv: { name: conv.name ?? '', index: convIndex, input, output: conv.output?.[0] ?? '', weight: weightName, inChannels: dims[1]!, outChannels: dims[0]! },
+    batchNorm,
+    activation: { op: act.opType ?? '', name: act.name ?? '' },
+    via: via.reverse(),
+    layer: {
+      kernelShape: [kernel[0]!, kernel[1]!],
+      strides: [strides[0]!, strides[1]!],
+      dilations: [dilations[0]!, dilations[1]!],
+      pads,
+      activation,
+      bnScale,
+      bnGamma,
+    },
+    inputTensor: input,
+    inputAlreadyOutput: g.outputs.includes(input),
+    inputIsModelInput: input === analysis.input.name,
+  };
 }

@@ -1,0 +1,241 @@
+/**
+ * Graph surgery for the pgn2-* scores: find conv → [BatchNormalization] → activation before the
+ * final 1x1 conv, read the conv's geometry, the activation and BN's scale, expose the conv's input
+ * x; then the scores from what ONNX Runtime returns match the float64 full-gradient reference
+ * (which recomputes φ from x with the weights: a check of the geometry read from the graph).
+ */
+import * as ort from 'onnxruntime-node';
+import { analyzeModel, exposeFeatures } from '../src/graph-surgery';
+import { ModelError } from '../src/errors';
+import { computeScores } from '../src/scores';
+import { buildSegModel, floatTensor, GraphBuilder, maxAbsDiff, random } from './helpers/onnx-builder';
+import { forward, RefActivation, RefHead, referenceSecondLayer, RefSpec } from './helpers/second-layer-reference';
+
+type Act = 'Relu' | 'LeakyRelu' | 'Clip' | 'ClipAttrs' | 'Relu6NoMin' | 'PRelu' | 'PReluOne' | 'Sigmoid' | 'None';
+
+interface HeadModel {
+  kernel?: [number, number];
+  strides?: [number, number];
+  dilations?: [number, number];
+  pads?: [number, number, number, number];
+  autoPad?: string;
+  group?: number;
+  bn?: boolean;
+  bnTraining?: boolean;
+  act?: Act;
+  alpha?: number;
+  prelu?: number[];
+  /** Dropout + Identity between the activation and the final conv */
+  dropout?: boolean;
+  /** an Add between the conv and the activation */
+  residual?: boolean;
+  /** x is also a graph output already */
+  xIsOutput?: boolean;
+  opset?: number;
+}
+
+const CIN = 6, F = 5, C = 4, H = 10, W = 12;
+
+/** input [1,3,H,W] → stem Conv3x3 → Relu → "x" → head Conv → [BN] → act → [Dropout → Identity] → "feat" → 1x1 Conv → "conv_out" → Resize → "logits" */
+function buildHeadModel(o: HeadModel, outputs = ['logits']): { bytes: Uint8Array; head: RefHead } {
+  const g = new GraphBuilder(7);
+  const [kh, kw] = o.kernel ?? [3, 3];
+  const group = o.group ?? 1;
+  const opset = o.opset ?? 13;
+  g.input('input', [1, 3, H, W]);
+  g.randomInit('stem.w', [CIN, 3, 3, 3]);
+  g.node('Conv', ['input', 'stem.w'], ['stem_out'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }, 'stem.conv');
+  g.node('Relu', ['stem_out'], ['x'], {}, 'stem.relu');
+  const weight = g.randomInit('head.w', [F, CIN / group, kh, kw]);
+  const bias = g.randomInit('head.b', [F]);
+  const attrs: Record<string, number[] | number | string> = { kernel_shape: [kh, kw] };
+  if (o.strides) attrs.strides = o.strides;
+  if (o.dilations) attrs.dilations = o.dilations;
+  if (o.pads) attrs.pads = o.pads;
+  if (o.autoPad) attrs.auto_pad = o.autoPad;
+  if (group !== 1) attrs.group = group;
+  g.node('Conv', ['x', 'head.w', 'head.b'], ['u'], attrs, 'head.conv');
+  let pre = 'u';
+  let bn: RefHead['bn'] = null;
+  if (o.bn) {
+    const r = random(3);
+    const vals = (lo: number, hi: number) => Float32Array.from({ length: F }, () => lo + ((r() + 1) / 2) * (hi - lo));
+    const gamma = vals(0.5, 1.5), beta = vals(-0.2, 0.2), mean = vals(-0.3, 0.3), variance = vals(0.2, 2);
+    for (const [name, v] of [['bn.gamma', gamma], ['bn.beta', beta], ['bn.mean', mean], ['bn.var', variance]] as const) g.initializer(floatTensor(name, [F], v));
+    g.node('BatchNormalization', ['u', 'bn.gamma', 'bn.beta', 'bn.mean', 'bn.var'], ['v'], { epsilon: { f: 1e-3 }, ...(o.bnTraining ? { training_mode: 1 } : {}) }, 'head.bn');
+    bn = { gamma: Float64Array.from(gamma), beta: Float64Array.from(beta), mean: Float64Array.from(mean), variance: Float64Array.from(variance), epsilon: Math.fround(1e-3) };
+    pre = 'v';
+  }
+  if (o.residual) {
+    g.node('Add', [pre, pre], ['added'], {}, 'head.add');
+    pre = 'added';
+  }
+  const act = o.act ?? 'Relu';
+  const phi = o.dropout ? 'act_out' : 'feat';
+  let refAct: RefActivation = { kind: 'relu' };
+  switch (act) {
+    case 'Relu': g.node('Relu', [pre], [phi], {}, 'head.act'); break;
+    case 'LeakyRelu': g.node('LeakyRelu', [pre], [phi], { alpha: { f: o.alpha ?? 0.1 } }, 'head.act'); refAct = { kind: 'leakyrelu', alpha: Math.fround(o.alpha ?? 0.1) }; break;
+    case 'Clip':
+      g.initializer(floatTensor('clip.min', [], [0])).initializer(floatTensor('clip.max', [], [0.6]));
+      g.node('Clip', [pre, 'clip.min', 'clip.max'], [phi], {}, 'head.act');
+      refAct = { kind: 'clip', min: 0, max: Math.fround(0.6) };
+      break;
+    case 'ClipAttrs': g.node('Clip', [pre], [phi], { min: { f: 0 }, max: { f: 0.6 } }, 'head.act'); refAct = { kind: 'clip', min: 0, max: Math.fround(0.6) }; break;
+    case 'Relu6NoMin':
+      g.initializer(floatTensor('clip.max', [], [0.6]));
+      g.node('Clip', [pre, '', 'clip.max'], [phi], {}, 'head.act');
+      refAct = { kind: 'clip', min: -Infinity, max: Math.fround(0.6) };
+      break;
+    case 'PRelu':
+    case 'PReluOne': {
+      const slopes = o.prelu ?? (act === 'PRelu' ? [0.1, 0, 0.3, 0.05, 0.2] : [0.25]);
+      g.initializer(floatTensor('prelu.slope', act === 'PRelu' ? [F, 1, 1] : [1], slopes));
+      g.node('PRelu', [pre, 'prelu.slope'], [phi], {}, 'head.act');
+      refAct = { kind: 'prelu', slopes: slopes.map(Math.fround) };
+      break;
+    }
+    case 'Sigmoid': g.node('Sigmoid', [pre], [phi], {}, 'head.act'); break;
+    case 'None': g.node('Identity', [pre], [phi], {}, 'head.identity'); break;
+  }
+  if (o.dropout) {
+    g.node('Dropout', ['act_out'], ['dropped'], {}, 'head.dropout');
+    g.node('Identity', ['dropped'], ['feat'], {}, 'head.id');
+  }
+  const K = g.randomInit('cls.w', [C, F, 1, 1]);
+  const beta = g.randomInit('cls.b', [C]);
+  const resize = opset >= 11;
+  g.node('Conv', ['feat', 'cls.w', 'cls.b'], [resize ? 'conv_out' : 'logits'], { kernel_shape: [1, 1] }, 'classifier');
+  if (resize) {
+    g.initializer(floatTensor('scales', [4], [1, 1, 2, 2]));
+    g.node('Resize', ['conv_out', '', 'scales'], ['logits'], { mode: 'linear' }, 'resize');
+  }
+  for (const name of [...outputs, ...(o.xIsOutput ? ['x'] : [])]) g.output(name);
+  const head: RefHead = {
+    N: 1, Cin: CIN, H, W, F, C,
+    kernelShape: [kh, kw],
+    strides: o.strides ?? [1, 1],
+    dilations: o.dilations ?? [1, 1],
+    pads: o.pads ?? [0, 0, 0, 0],
+    weight: Float64Array.from(weight), bias: Float64Array.from(bias), bn, act: refAct,
+    K: Float64Array.from(K), beta: Float64Array.from(beta),
+  };
+  return { bytes: g.build(opset), head };
+}
+
+function expectModelError(fn: () => unknown, message: RegExp): void {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught).toBeInstanceOf(ModelError);
+  expect((caught as Error).message).toMatch(message);
+}
+
+const SPECS: RefSpec[] = [
+  { kind: 'pgn2-oh', p: 0.5 }, { kind: 'pgn2-uni', p: 1 }, { kind: 'pgn2-oh', p: 2 }, { kind: 'pgn2-uni', p: 2, variant: 'code' },
+];
+
+describe('second-layer surgery on supported heads', () => {
+  const cases: [string, HeadModel][] = [
+    ['3x3 pad 1 → Relu (BN folded)', { pads: [1, 1, 1, 1] }],
+    ['3x3 → BatchNormalization (unfolded) → Relu', { pads: [1, 1, 1, 1], bn: true }],
+    ['3x3 stride 2 → LeakyRelu 0.2', { pads: [1, 1, 1, 1], strides: [2, 2], act: 'LeakyRelu', alpha: 0.2 }],
+    ['3x3 dilation 2 → BN → Clip(0, 0.6) from inputs → Dropout → Identity', { pads: [2, 2, 2, 2], dilations: [2, 2], bn: true, act: 'Clip', dropout: true }],
+    ['Clip with min/max attributes (opset 10)', { pads: [1, 1, 1, 1], act: 'ClipAttrs', opset: 10 }],
+    ['Clip without min (-inf)', { pads: [1, 1, 1, 1], act: 'Relu6NoMin' }],
+    ['5x3 asymmetric pads → PRelu per channel', { kernel: [5, 3], pads: [2, 0, 1, 2], act: 'PRelu' }],
+    ['auto_pad SAME_UPPER, 4x4 kernel → PRelu one slope', { kernel: [4, 4], autoPad: 'SAME_UPPER', act: 'PReluOne' }],
+    ['x already a graph output', { pads: [1, 1, 1, 1], xIsOutput: true }],
+  ];
+
+  test.each(cases)('%s', async (_title, o) => {
+    const { bytes, head } = buildHeadModel(o);
+    const a = analyzeModel(bytes, { secondLayer: true });
+    const sl = a.secondLayer!;
+    expect(sl.conv.name).toBe('head.conv');
+    expect(sl.inputTensor).toBe('x');
+    expect([sl.conv.inChannels, sl.conv.outChannels]).toEqual([CIN, F]);
+    expect(sl.activation.name).toBe('head.act');
+    expect(sl.via).toEqual(o.dropout ? ['Dropout', 'Identity'] : []);
+    expect(sl.batchNorm?.name ?? null).toBe(o.bn ? 'head.bn' : null);
+    expect(sl.inputAlreadyOutput).toBe(!!o.xIsOutput);
+    const expectedPads = o.autoPad ? [1, 1, 2, 2] : head.pads;
+    expect(sl.layer).toMatchObject({ kernelShape: head.kernelShape, strides: head.strides, dilations: head.dilations, pads: expectedPads });
+    head.pads = sl.layer.pads;
+    if (o.bn) {
+      const bn = head.bn!;
+      for (let f = 0; f < F; f++) expect(sl.layer.bnScale![f]).toBeCloseTo(bn.gamma[f] / Math.sqrt(bn.variance[f] + bn.epsilon), 6);
+      expect(Array.from(sl.layer.bnGamma!)).toEqual(Array.from(Float32Array.from(bn.gamma)));
+    } else {
+      expect(sl.layer.bnScale ?? null).toBeNull();
+    }
+
+    const patched = exposeFeatures(bytes, a);
+    const again = analyzeModel(patched, { secondLayer: true });
+    expect(again.secondLayer!.inputAlreadyOutput).toBe(true);
+    const session = await ort.InferenceSession.create(patched);
+    const rand = random(5);
+    const input = new ort.Tensor('float32', Float32Array.from({ length: 3 * H * W }, rand), [1, 3, H, W]);
+    let out: Record<string, ort.Tensor>;
+    try {
+      out = await session.run({ input }, [a.conv.output, a.featuresTensor, sl.inputTensor, 'logits']);
+    } finally {
+      await session.release();
+    }
+    const x = out.x!.data as Float32Array;
+    const phi = out[a.featuresTensor]!;
+    const z = out[a.conv.output]!;
+    // the exposed x and the geometry read from the graph reproduce φ and z in float64
+    const fw = forward(head, x);
+    expect(phi.dims).toEqual([1, F, fw.h, fw.w]);
+    expect(maxAbsDiff(phi.data as Float32Array, fw.phi)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(z.data as Float32Array, fw.z)).toBeLessThan(1e-5);
+    // ... and the scores computed from them match the full-gradient reference
+    const logits = z.data as Float32Array;
+    const res = await computeScores({ data: logits, dims: [...z.dims] }, { data: phi.data as Float32Array, dims: [...phi.dims] }, {
+      scores: SPECS,
+      secondLayer: { input: { data: x, dims: [...out.x!.dims] }, kernel: a.kernel, layer: sl.layer },
+    });
+    SPECS.forEach((spec, k) => {
+      const ref = referenceSecondLayer(head, x, fw, logits, spec);
+      for (let i = 0; i < ref.length; i++) expect(Math.abs(res.maps[k].map.data[i] - ref[i])).toBeLessThanOrEqual(1e-4 * Math.max(ref[i], 1e-3));
+    });
+  });
+
+  test('without the option nothing changes: no secondLayer, exposeFeatures adds φ and z only', () => {
+    const { bytes } = buildHeadModel({ pads: [1, 1, 1, 1] });
+    const a = analyzeModel(bytes);
+    expect(a.secondLayer).toBeUndefined();
+    expect(analyzeModel(exposeFeatures(bytes, a)).outputs).toEqual(['logits', 'feat', 'conv_out']);
+    const b = analyzeModel(bytes, { secondLayer: true });
+    expect(analyzeModel(exposeFeatures(bytes, b)).outputs).toEqual(['logits', 'feat', 'conv_out', 'x']);
+  });
+
+  test('a one-conv backbone: x is the model input, nothing to expose for it', () => {
+    const { bytes } = buildSegModel();
+    const a = analyzeModel(bytes, { secondLayer: true });
+    expect(a.secondLayer!.inputIsModelInput).toBe(true);
+    expect(a.secondLayer!.layer).toMatchObject({ kernelShape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], activation: { kind: 'relu' } });
+    expect(analyzeModel(exposeFeatures(bytes, a)).outputs).toEqual(['logits', 'feat', 'conv_out']);
+  });
+});
+
+describe('second-layer surgery refuses other heads, naming what it found', () => {
+  test.each([
+    ['a smooth activation', { act: 'Sigmoid' as Act }, /the input of the final conv Conv node "classifier" comes from Sigmoid node "head.act" \(its derivative needs the pre-activation.*\): pgn2 scores need Relu, LeakyRelu, Clip/],
+    ['no activation', { act: 'None' as Act }, /comes from Conv node "head.conv" \(no activation in between\)/],
+    ['an Add between conv and activation', { residual: true }, /Relu node "head.act" takes its input from Add node "head.add": pgn2 scores need a Conv there/],
+    ['a grouped conv', { group: 2 }, /Conv node "head.conv" has group 2: pgn2 scores need group 1/],
+    ['a negative LeakyRelu slope', { act: 'LeakyRelu' as Act, alpha: -0.1 }, /LeakyRelu node "head.act" has alpha -0.1.*slope >= 0/],
+    ['a negative PRelu slope', { act: 'PRelu' as Act, prelu: [0.1, -0.2, 0, 0, 0] }, /PRelu node "head.act" has slope -0.2.* for channel 1/],
+    ['BatchNormalization in training mode', { bn: true, bnTraining: true }, /BatchNormalization node "head.bn" is in training mode/],
+    ['auto_pad SAME_UPPER with stride 2', { autoPad: 'SAME_UPPER', strides: [2, 2] as [number, number] }, /Conv node "head.conv" has auto_pad SAME_UPPER with strides \[2,2\]/],
+  ])('%s', (_title, o, message) => {
+    const { bytes } = buildHeadModel(o);
+    expectModelError(() => analyzeModel(bytes, { secondLayer: true, source: 'm.onnx' }), message);
+    expect(() => analyzeModel(bytes)).not.toThrow(); // the last-layer scores still work
+  });
+});
