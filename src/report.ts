@@ -248,6 +248,7 @@ body { margin: 0 auto; padding: 16px 24px 40px; max-width: 1400px; }
 h1 { font-size: 1.5rem; margin: 0 0 4px; }
 h2 { font-size: 1.15rem; margin: 28px 0 10px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
 .meta { color: #555; margin: 0; font-size: 0.92rem; }
+.meta time, .note .colorbar { white-space: nowrap; }
 table { border-collapse: collapse; font-size: 0.92rem; font-variant-numeric: tabular-nums; }
 caption { caption-side: bottom; text-align: left; color: #666; font-size: 0.8rem; padding-top: 6px; max-width: 60rem; }
 th, td { padding: 4px 10px; border-bottom: 1px solid #e4e4e4; }
@@ -305,7 +306,7 @@ export async function renderReport(evaluation: Evaluation, options: ReportOption
 <section id="samples">
 <h2>Samples</h2>
 <p class="note">Ground truth: <span class="swatch" style="background:${hex(GT_COLOURS[0])}"></span>in-distribution <span class="swatch" style="background:${hex(GT_COLOURS[1])}"></span>OoD <span class="swatch" style="background:${hex(GT_COLOURS[255])}"></span>void.<br>
-Heatmaps: each map min–max normalized over its non-void pixels, low <span class="colorbar"></span> high (inferno), void pixels <span class="swatch" style="background:${hex(VOID_GREY)}"></span>grey; under each, the map's score range.</p>
+Heatmaps: low <span class="colorbar"></span> high, <span class="swatch" style="background:${hex(VOID_GREY)}"></span>void — inferno, each map min–max normalized over its non-void pixels (its score range under it).</p>
 ${samples.join('\n')}
 </section>`;
   return `<!DOCTYPE html>
