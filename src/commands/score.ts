@@ -1,8 +1,7 @@
 /** `pgn score`: images (files, folders, globs) through a model, streamed; one NDJSON line per image. */
-import fs from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { ensureDir } from '../files';
+import { ensureDir, openAtomic } from '../files';
 import { expandInputs } from '../inputs';
 import { writeNpy } from '../npy';
 import { scoreStream } from '../pipeline';
@@ -106,7 +105,18 @@ async function writeOutputs(result: ImageResult, scorer: Scorer, opts: ScoreComm
 async function runScore(patterns: string[], opts: ScoreCommandOptions): Promise<number> {
   const files = await expandInputs(patterns);
   if (opts.out) await ensureDir(opts.out);
-  const out = opts.ndjson ? fs.createWriteStream(opts.ndjson) : process.stdout;
+  // --ndjson goes to a temporary sibling, renamed when the run ends: never a half-written file.
+  const ndjson = opts.ndjson ? await openAtomic(opts.ndjson) : undefined;
+  try {
+    const failed = await scoreAll(files, opts, ndjson ?? process.stdout);
+    await ndjson?.commit();
+    return failed;
+  } finally {
+    await ndjson?.abort(); // a no-op once committed
+  }
+}
+
+async function scoreAll(files: string[], opts: ScoreCommandOptions, out: { write(line: string): unknown }): Promise<number> {
   const scorer = await Scorer.create({
     model: opts.model,
     scores: opts.score,
@@ -140,7 +150,6 @@ async function runScore(patterns: string[], opts: ScoreCommandOptions): Promise<
   } finally {
     bar?.stop();
     await scorer.dispose();
-    if (out !== process.stdout) await new Promise((resolve) => (out as fs.WriteStream).end(resolve));
   }
   return failed;
 }
