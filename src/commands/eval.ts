@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { Command } from 'commander';
 import { evaluate, Evaluation } from '../evaluate';
-import { writeFileAtomic } from '../files';
+import { ensureDir, openAtomic } from '../files';
 import { formatPercent, PixelMetricsMode, Track } from '../metrics';
 import { writeReport } from '../report';
 import { Backend, DEFAULT_P } from '../scores';
@@ -43,6 +43,9 @@ export function evalCommand(): Command {
     .option('--ep <name>', 'ONNX Runtime execution provider: cpu or cuda')
     .action(async (dataset: string, opts: EvalOptions) => {
       if (opts.track !== 'anomaly' && opts.track !== 'obstacle') throw new RangeError(`--track must be anomaly or obstacle, got ${opts.track}`);
+      // Output paths are checked before the evaluation (which can take hours), not after it.
+      const json = opts.json ? await openAtomic(opts.json) : undefined;
+      if (opts.report) await ensureDir(opts.report).catch(async (err) => { await json?.abort(); throw err; });
       const bar = progress('pgn eval');
       const tensors = opts.tensors === true ? path.join(dataset, 'tensors') : opts.tensors || undefined;
       let result: Evaluation;
@@ -61,11 +64,17 @@ export function evalCommand(): Command {
           samples: opts.report ? 4 : 0,
           onProgress: (done, total, stage) => bar.update(done, total, stage),
         });
+      } catch (err) {
+        await json?.abort();
+        throw err;
       } finally {
         bar.stop();
       }
       process.stdout.write(`${evaluationTable(result)}\n`);
-      if (opts.json) await writeFileAtomic(opts.json, `${JSON.stringify(evaluationJson(result), null, 2)}\n`);
+      if (json) {
+        json.write(`${JSON.stringify(evaluationJson(result), null, 2)}\n`);
+        await json.commit();
+      }
       if (opts.report) process.stdout.write(`report: ${await writeReport(opts.report, result, { classColours: result.classColours })}\n`);
     });
 }
