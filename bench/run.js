@@ -4,6 +4,7 @@
  */
 const benches = {
   scores: () => require('./scores'),
+  'eval-real': () => require('./eval-real'),
 };
 
 async function main() {
