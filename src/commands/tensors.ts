@@ -39,12 +39,12 @@ export function tensorsCommand(): Command {
 
 async function runTensors(opts: TensorsOptions): Promise<string[]> {
   const scores = opts.score ?? [`pgn-oh:p=${DEFAULT_P}`];
+  await ensureDir(opts.out); // before the work: an unwritable --out fails fast
   const logits = await readFloatNpy(opts.logits);
   const features = opts.features ? await readFloatNpy(opts.features) : undefined;
   for (const [t, name] of [[logits, 'logits'], [features, 'features']] as const)
     if (t && t.dims.length !== 4) throw new TensorFileError(`${name} ${name === 'logits' ? opts.logits : opts.features}: expected 4 dimensions [N,C,h,w], got [${t.dims.join(', ')}]`);
   const result = await computeScores(logits, features, { scores, prediction: opts.prediction ?? false, threads: opts.threads, backend: opts.backend });
-  await ensureDir(opts.out);
   const written: string[] = [];
   const outputs: [string, MapStack][] = result.maps.map((m) => [m.name, m.map]);
   for (const [name, map] of outputs) {
