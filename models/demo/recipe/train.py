@@ -36,6 +36,8 @@ def main():
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--crop", type=int, nargs=2, default=[192, 384])
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--stop-after", type=int, default=0,
+                    help="stop after this many iterations of the --iters schedule (0 = run it all)")
     ap.add_argument("--workers", type=int, default=2, help="processes for rendering the pool")
     args = ap.parse_args()
 
@@ -63,7 +65,8 @@ def main():
     model.train()
     t1 = time.time()
     run = 0.0
-    for it in range(1, args.iters + 1):
+    last = args.stop_after if 0 < args.stop_after < args.iters else args.iters
+    for it in range(1, last + 1):
         idx = rs.integers(0, args.pool, args.batch)
         ys = rs.integers(0, scenes.H - ch + 1, args.batch)
         xs = rs.integers(0, scenes.W - cw + 1, args.batch)
@@ -88,9 +91,9 @@ def main():
             el = time.time() - t1
             print(f"it {it} loss {run:.4f} lr {sched.get_last_lr()[0]:.2e} {el:.0f}s "
                   f"eta {el / it * (args.iters - it):.0f}s", flush=True)
-        if it % 1000 == 0 or it == args.iters:
+        if it % 1000 == 0 or it == last:
             torch.save({"model": model.state_dict(), "iter": it, "args": vars(args)}, args.out)
-    print(f"training done: {args.iters} iterations in {time.time() - t1:.0f}s "
+    print(f"training done: {last} iterations (of a {args.iters}-iteration schedule) in {time.time() - t1:.0f}s "
           f"(total incl. rendering {time.time() - t0:.0f}s)", flush=True)
 
 
