@@ -10,10 +10,13 @@ export {
   scoreName,
   scoreLabel,
   computeScores,
+  computeSecondLayerScores,
   upsample,
   backends,
 } from './scores';
 export type { ScoreKind, ScoreSpec, Backend, Tensor, MapStack, ScoreOptions, ScoreResult, UpsampleOptions } from './scores';
+export { sameConv, convOutputSize, parseActivation } from './second-layer';
+export type { ActivationInfo, ConvGeometry, SecondLayerInfo, SecondLayerInputs } from './second-layer';
 export { readNpy, readFloatNpy, writeNpy, parseNpy, encodeNpy } from './npy';
 export type { Npy, NpyArray } from './npy';
 export { PixelMetrics, InstanceMetrics, TRACK_SIZES, formatPercent, metricsTable } from './metrics';

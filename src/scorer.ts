@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { decodeImage, DecodedImage, toTensor } from './preprocess';
-import { Backend, checkBackend, computeScores, DEFAULT_P, normalizeScore, scoreLabel, scoreName, ScoreSpec, upsample, upsampleArgmax } from './scores';
+import { Backend, checkBackend, computeScores, DEFAULT_P, isPgn2, normalizeScore, scoreLabel, scoreName, ScoreSpec, upsample, upsampleArgmax } from './scores';
 import { ExecutionProvider, ModelSession } from './session';
 import { findSegments, Segment } from './segments';
 
@@ -95,12 +95,26 @@ export class Scorer {
 
   static async create(options: ScorerOptions = {}): Promise<Scorer> {
     checkBackend(options.backend);
-    const session = await ModelSession.create(options.model ?? DEMO_MODEL, {
+    // pgn2-* scores need the second-to-last conv's input from the session as well
+    const second = (list: unknown) => Array.isArray(list) && list.some((s) => {
+      try {
+        return isPgn2(normalizeScore(s).kind);
+      } catch {
+        return false; // reported below, as before
+      }
+    });
+    const open = (secondLayer: boolean) => ModelSession.create(options.model ?? DEMO_MODEL, {
       executionProviders: options.executionProviders,
       intraOpThreads: options.intraOpThreads,
+      secondLayer,
     });
+    let session = await open(second(options.scores));
     const requested = options.scores ?? [session.card.recommended?.score ?? `pgn-oh:p=${DEFAULT_P}`];
     if (!Array.isArray(requested) || requested.length === 0) throw new RangeError('scores must be a non-empty array');
+    if (!session.analysis.secondLayer && second(requested)) { // the card recommends a pgn2 score
+      await session.dispose();
+      session = await open(true);
+    }
     const specs = requested.map(normalizeScore);
     return new Scorer(session, specs, options, options.segments ? segmentation(options.segments, specs, session) : undefined);
   }
@@ -140,6 +154,9 @@ export class Scorer {
       prediction: false,
       threads: this.options.threads,
       backend: this.options.backend,
+      ...(out.convInput ? {
+        secondLayer: { input: { data: out.convInput, dims: out.convInputDims! }, kernel: this.session.kernel, layer: this.session.analysis.secondLayer!.layer },
+      } : {}),
     });
     const t3 = performance.now();
     const [, classes, h, w] = out.logitsDims;

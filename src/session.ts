@@ -17,6 +17,11 @@ export interface SessionOptions {
   /** Default: CUDA when onnxruntime-node has its CUDA provider installed, else CPU. */
   executionProviders?: ExecutionProvider[];
   intraOpThreads?: number;
+  /**
+   * Also fetch the input x of the second-to-last conv (pgn2-* scores); the model must end in
+   * conv → [BatchNormalization] → Relu/LeakyRelu/Clip/PRelu → final 1x1 conv (else ModelError).
+   */
+  secondLayer?: boolean;
 }
 
 export interface SessionOutputs {
@@ -26,6 +31,9 @@ export interface SessionOutputs {
   /** The final conv's input φ [N,F,h,w]. */
   features: Float32Array;
   featuresDims: number[];
+  /** With SessionOptions.secondLayer: the second-to-last conv's input x [N,Cin,H',W']. */
+  convInput?: Float32Array;
+  convInputDims?: number[];
 }
 
 /**
@@ -132,7 +140,7 @@ export class ModelSession {
     const bytes = await fs.readFile(modelPath).catch((err: Error) => {
       throw new ModelError(`${modelPath}: cannot read the model (${err.message})`, { cause: err });
     });
-    const analysis = analyzeModel(bytes, { logitsOutput: card.outputs?.logits, featuresOutput: card.outputs?.features, source: modelPath });
+    const analysis = analyzeModel(bytes, { logitsOutput: card.outputs?.logits, featuresOutput: card.outputs?.features, source: modelPath, secondLayer: opts.secondLayer });
     checkModelShapes(analysis, modelPath);
     checkCardAgainstModel(card, analysis, cardPath ?? modelPath);
     if (analysis.input.elemType !== onnx.TensorProto.DataType.FLOAT) {
@@ -156,11 +164,12 @@ export class ModelSession {
   /** Runs a normalized NCHW batch; only the conv's output and input are fetched. */
   async run(input: Float32Array, dims: readonly [number, number, number, number]): Promise<SessionOutputs> {
     checkInput(input, dims);
-    const { conv, featuresTensor } = this.analysis;
+    const { conv, featuresTensor, secondLayer } = this.analysis;
     const feeds = { [this.analysis.input.name]: new ort.Tensor('float32', input, [...dims]) };
+    const x = secondLayer && !secondLayer.inputIsModelInput ? secondLayer.inputTensor : null;
     let out: ort.InferenceSession.ReturnType;
     try {
-      out = await this.session.run(feeds, [conv.output, featuresTensor]);
+      out = await this.session.run(feeds, [conv.output, featuresTensor, ...(x ? [x] : [])]);
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       throw new ModelError(`${this.modelPath}: inference failed for input [${dims.join(',')}] (${reason})`, { cause: err });
@@ -172,6 +181,10 @@ export class ModelSession {
       logitsDims: [...logits.dims],
       features: toFloat32(features, featuresTensor),
       featuresDims: [...features.dims],
+      ...(secondLayer ? {
+        convInput: x ? toFloat32(out[x]!, x) : input,
+        convInputDims: x ? [...out[x]!.dims] : [...dims],
+      } : {}),
     };
   }
 
