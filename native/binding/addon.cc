@@ -2,6 +2,7 @@
 #include <napi.h>
 
 namespace pgn::binding {
+void init_typed_arrays(Napi::Env env);
 void register_backends(Napi::Env env, Napi::Object exports);
 void register_components(Napi::Env env, Napi::Object exports);
 void register_metrics(Napi::Env env, Napi::Object exports);
@@ -11,6 +12,7 @@ void register_upsample(Napi::Env env, Napi::Object exports);
 }  // namespace pgn::binding
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  pgn::binding::init_typed_arrays(env);
   pgn::binding::register_backends(env, exports);
   pgn::binding::register_components(env, exports);
   pgn::binding::register_metrics(env, exports);

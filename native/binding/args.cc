@@ -92,4 +92,47 @@ double number_arg(Napi::Env env, Napi::Value value, const char* name) {
   return value.As<Napi::Number>().DoubleValue();
 }
 
+namespace {
+
+// The module's instance data (one per environment, freed with it).
+struct TypedArrayConstructors {
+  Napi::FunctionReference float32, float64, int32, uint32;
+};
+
+Napi::Object allocate(Napi::Env env, Napi::FunctionReference TypedArrayConstructors::*type, size_t count,
+                      size_t element_bytes, const char* what) {
+  auto* constructors = env.GetInstanceData<TypedArrayConstructors>();
+  try {
+    return (constructors->*type).New({Napi::Number::New(env, static_cast<double>(count))});
+  } catch (const Napi::Error& e) {
+    throw_range(env, std::string("cannot allocate ") + what + ": " + std::to_string(count) + " values (" +
+                         std::to_string(count * element_bytes) + " bytes): " + e.Message());
+  }
+}
+
+}  // namespace
+
+void init_typed_arrays(Napi::Env env) {
+  Napi::Object global = env.Global();
+  auto* c = new TypedArrayConstructors;
+  c->float32 = Napi::Persistent(global.Get("Float32Array").As<Napi::Function>());
+  c->float64 = Napi::Persistent(global.Get("Float64Array").As<Napi::Function>());
+  c->int32 = Napi::Persistent(global.Get("Int32Array").As<Napi::Function>());
+  c->uint32 = Napi::Persistent(global.Get("Uint32Array").As<Napi::Function>());
+  env.SetInstanceData(c);
+}
+
+Napi::Float32Array new_float32(Napi::Env env, size_t count, const char* what) {
+  return allocate(env, &TypedArrayConstructors::float32, count, 4, what).As<Napi::Float32Array>();
+}
+Napi::Float64Array new_float64(Napi::Env env, size_t count, const char* what) {
+  return allocate(env, &TypedArrayConstructors::float64, count, 8, what).As<Napi::Float64Array>();
+}
+Napi::Int32Array new_int32(Napi::Env env, size_t count, const char* what) {
+  return allocate(env, &TypedArrayConstructors::int32, count, 4, what).As<Napi::Int32Array>();
+}
+Napi::Uint32Array new_uint32(Napi::Env env, size_t count, const char* what) {
+  return allocate(env, &TypedArrayConstructors::uint32, count, 4, what).As<Napi::Uint32Array>();
+}
+
 }  // namespace pgn::binding

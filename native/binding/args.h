@@ -37,4 +37,14 @@ double number_arg(Napi::Env env, Napi::Value value, const char* name);
 
 std::string dims_text(const std::vector<int64_t>& dims);
 
+// Typed arrays handed back to JavaScript, created through the Float32Array/... constructors captured
+// when the module loads (init_typed_arrays). napi_create_arraybuffer treats a failed allocation as
+// fatal (V8's ArrayBuffer::New aborts the process); the constructors throw instead, which becomes a
+// RangeError "cannot allocate <what>: N values (B bytes)".
+void init_typed_arrays(Napi::Env env);
+Napi::Float32Array new_float32(Napi::Env env, size_t count, const char* what);
+Napi::Float64Array new_float64(Napi::Env env, size_t count, const char* what);
+Napi::Int32Array new_int32(Napi::Env env, size_t count, const char* what);
+Napi::Uint32Array new_uint32(Napi::Env env, size_t count, const char* what);
+
 }  // namespace pgn::binding

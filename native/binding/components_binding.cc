@@ -118,13 +118,13 @@ class ComponentsWorker : public Worker {
     size_t total = 0;
     for (const auto& segs : out_.segments) total += segs.size();
     const bool classes = in_.prediction != nullptr;
-    auto counts = Napi::Uint32Array::New(env, out_.segments.size());
-    auto area = Napi::Uint32Array::New(env, total);
-    auto bbox = Napi::Int32Array::New(env, 4 * total);
-    auto centroid = Napi::Float64Array::New(env, 2 * total);
-    auto mean = Napi::Float64Array::New(env, total);
-    auto max = Napi::Float32Array::New(env, total);
-    Napi::Int32Array majority = classes ? Napi::Int32Array::New(env, total) : Napi::Int32Array();
+    auto counts = new_uint32(env, out_.segments.size(), "the segment counts");
+    auto area = new_uint32(env, total, "the segment areas");
+    auto bbox = new_int32(env, 4 * total, "the segment boxes");
+    auto centroid = new_float64(env, 2 * total, "the segment centroids");
+    auto mean = new_float64(env, total, "the segment mean scores");
+    auto max = new_float32(env, total, "the segment max scores");
+    Napi::Int32Array majority = classes ? new_int32(env, total, "the segment classes") : Napi::Int32Array();
     size_t j = 0;
     for (size_t n = 0; n < out_.segments.size(); ++n) {
       counts[n] = static_cast<uint32_t>(out_.segments[n].size());
@@ -170,7 +170,7 @@ Napi::Value Start(const Napi::CallbackInfo& info, ComponentsCall call, Backend b
     if (!call.roi.IsEmpty()) worker->Keep(call.roi);
     if (!call.prediction.IsEmpty()) worker->Keep(call.prediction);
     if (call.labels) {
-      auto labels = Napi::Uint32Array::New(env, static_cast<size_t>(call.in.batch * call.in.height * call.in.width));
+      auto labels = new_uint32(env, static_cast<size_t>(call.in.batch * call.in.height * call.in.width), "the label images");
       worker->out_.labels = labels.Data();
       worker->labels_ = Napi::Persistent(labels.As<Napi::Object>());
     }

@@ -48,13 +48,13 @@ Napi::Object optional_object(const Napi::CallbackInfo& info, size_t index, const
 }
 
 Napi::Float64Array f64(Napi::Env env, const std::vector<double>& v) {
-  auto a = Napi::Float64Array::New(env, v.size());
+  auto a = new_float64(env, v.size(), "a metrics result");
   std::copy(v.begin(), v.end(), a.Data());
   return a;
 }
 
 Napi::Float64Array f64(Napi::Env env, const std::vector<int64_t>& v) {
-  auto a = Napi::Float64Array::New(env, v.size());
+  auto a = new_float64(env, v.size(), "a metrics result");
   for (size_t i = 0; i < v.size(); ++i) a[i] = static_cast<double>(v[i]);
   return a;
 }

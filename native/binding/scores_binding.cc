@@ -107,12 +107,12 @@ Napi::Value Scores(const Napi::CallbackInfo& info) {
   const size_t plane = static_cast<size_t>(ld[0] * ld[2] * ld[3]);
   try {
     for (size_t i = 0; i < worker->specs_.size(); ++i) {
-      auto map = Napi::Float32Array::New(env, plane);
+      auto map = new_float32(env, plane, "a score map");
       worker->out_.maps.push_back(map.Data());
       worker->Keep(map);
     }
     if (prediction) {
-      auto pred = Napi::Int32Array::New(env, plane);
+      auto pred = new_int32(env, plane, "the prediction");
       worker->out_.prediction = pred.Data();
       worker->prediction_ = true;
       worker->Keep(pred);

@@ -38,7 +38,7 @@ Napi::Value Upsample(const Napi::CallbackInfo& info) {
   const int64_t out_count = element_count(env, {dims[0], size[0], size[1]}, "output [planes, H, W]");
   const bool align = bool_arg(env, opts.Get("alignCorners"), "alignCorners", false);
   const int threads = static_cast<int>(int_arg(env, opts.Get("threads"), "threads", 0, 1024, 0));
-  auto output = Napi::Float32Array::New(env, static_cast<size_t>(out_count));
+  auto output = new_float32(env, static_cast<size_t>(out_count), "the upsampled maps");
   auto* worker = new UpsampleWorker(env, input.Data(), dims, output.Data(), size[0], size[1], align, threads);
   worker->Keep(input);
   worker->Keep(output);
@@ -77,7 +77,7 @@ Napi::Value UpsampleArgmax(const Napi::CallbackInfo& info) {
   const int64_t out_count = element_count(env, {dims[0], size[0], size[1]}, "output [N, H, W]");
   const bool align = bool_arg(env, opts.Get("alignCorners"), "alignCorners", false);
   const int threads = static_cast<int>(int_arg(env, opts.Get("threads"), "threads", 0, 1024, 0));
-  auto output = Napi::Int32Array::New(env, static_cast<size_t>(out_count));
+  auto output = new_int32(env, static_cast<size_t>(out_count), "the upsampled prediction");
   auto* worker = new ArgmaxWorker(env, logits.Data(), dims, output.Data(), size[0], size[1], align, threads);
   worker->Keep(logits);
   worker->Keep(output);

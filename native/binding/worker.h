@@ -1,7 +1,8 @@
 // Base of every asynchronous native call: runs the core on the libuv pool, keeps the JavaScript
 // arrays it reads or writes alive until it finishes, and settles a promise. Core exceptions become
 // rejections: std::invalid_argument (bad values found while computing, e.g. NaN) → RangeError,
-// std::bad_alloc → Error "out of memory", anything else → Error. Nothing escapes to abort the process.
+// std::bad_alloc → Error "out of memory", anything else → Error; so do failures while building the
+// result. Nothing escapes to abort the process.
 #pragma once
 
 #include <napi.h>
@@ -47,9 +48,20 @@ class Worker : public Napi::AsyncWorker {
     }
   }
 
+  // Building the result allocates (typed arrays, objects): a failure there rejects the promise too.
+  // Left to node-addon-api, it would become an uncaught exception and the promise would never settle.
   void OnOK() final {
-    Napi::HandleScope scope(Env());
-    deferred_.Resolve(Result(Env()));
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    try {
+      deferred_.Resolve(Result(env));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    } catch (const std::bad_alloc&) {
+      deferred_.Reject(Napi::Error::New(env, "out of memory while building the result").Value());
+    } catch (const std::exception& e) {
+      deferred_.Reject(Napi::Error::New(env, e.what()).Value());
+    }
   }
 
   void OnError(const Napi::Error& error) final {
