@@ -23,7 +23,7 @@ interface ScoreCommandOptions {
   labelsPng?: boolean;
   segments: boolean;
   threshold?: number;
-  minArea?: number;
+  minArea: number;
   ndjson?: string;
   batch: number;
   prefetch?: number;
@@ -52,7 +52,7 @@ export function scoreCommand(): Command {
     .option('--labels-png', 'also write <stem>.segments.png, the segment labels as 16-bit PNG')
     .option('--no-segments', 'no OoD segments (thresholding and connected components)')
     .option('--threshold <t>', "segments: score > t is OoD (default: the model card's recommended threshold)", parseNumber)
-    .option('--min-area <px>', 'segments: drop those smaller than this', parseCount)
+    .option('--min-area <px>', 'segments: drop those smaller than this', parseCount, 100)
     .option('--ndjson <file>', 'write the NDJSON lines to a file instead of stdout')
     .option('--batch <n>', 'images per inference call', parseCount, 1)
     .option('--prefetch <n>', 'images decoded ahead (default 2 × batch)', parseCount)
@@ -76,6 +76,18 @@ function summary(data: Float32Array): { min: number; max: number; mean: number }
   return { min, max, mean: sum / data.length };
 }
 
+/**
+ * The 1st–99th percentile of a map (on a strided sample): PGN maps have rare, very high values at
+ * class boundaries that would leave the rest of a min–max heatmap dark.
+ */
+function robustRange(data: Float32Array): [number, number] {
+  const step = Math.max(1, Math.floor(data.length / 20000));
+  const sample = Float32Array.from({ length: Math.floor(data.length / step) }, (_, i) => data[i * step]).sort();
+  const lo = sample[Math.floor(0.01 * (sample.length - 1))];
+  const hi = sample[Math.floor(0.99 * (sample.length - 1))];
+  return hi > lo ? [lo, hi] : [lo, lo + 1];
+}
+
 async function writeOutputs(result: ImageResult, scorer: Scorer, opts: ScoreCommandOptions): Promise<string[]> {
   if (!opts.out) return [];
   const stem = path.join(opts.out, path.parse(result.source).name);
@@ -92,7 +104,7 @@ async function writeOutputs(result: ImageResult, scorer: Scorer, opts: ScoreComm
   }
   const labels = result.segmentLabels ? { data: result.segmentLabels, dims } : null;
   if (opts.overlay) {
-    await writeOverlayPng(`${stem}.overlay.png`, result.source, { data: result.maps[0].data, dims }, labels);
+    await writeOverlayPng(`${stem}.overlay.png`, result.source, { data: result.maps[0].data, dims }, labels, { range: robustRange(result.maps[0].data) });
     written.push(`${stem}.overlay.png`);
   }
   if (opts.labelsPng && labels) {
