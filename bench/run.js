@@ -5,6 +5,8 @@
 const benches = {
   scores: () => require('./scores'),
   'eval-real': () => require('./eval-real'),
+  'scores-peer': () => require('./scores-peer'),
+  pipeline: () => require('./pipeline'),
 };
 
 async function main() {
