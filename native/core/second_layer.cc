@@ -27,10 +27,15 @@ constexpr int64_t kColumnBlock = 64;
 #define PGN_SL_INLINE inline
 #endif
 
-// Distinct exponents whose sums Σ|v|^p are accumulated together; one log per value serves them all.
+// Distinct exponents whose sums Σ|v|^p are accumulated together. One log per value serves every
+// general p, and a general p that is an integer multiple (2..4) of a smaller one of the set is formed
+// by multiplication (v^0.3 = (v^0.1)³): the paper's {0.1, 0.3, 0.5, 1, 2} costs one log and one exp
+// per value (as in scores.cc's PowerSet).
 struct Exponents {
   std::vector<float> p;
   std::vector<PowKind> kind;
+  std::vector<int> base;  // index of the p this one is a multiple of, or -1
+  std::vector<int> mult;
   bool needs_log = false;
 
   int index_of(float value) const {
@@ -39,20 +44,40 @@ struct Exponents {
     return -1;
   }
   void add(float value) {
-    if (index_of(value) >= 0) return;
-    p.push_back(value);
-    kind.push_back(pow_kind(value));
-    needs_log = needs_log || kind.back() == PowKind::General;
+    if (index_of(value) < 0) p.push_back(value);
+  }
+  // Orders the exponents ascending and links multiples to their bases; call after the last add.
+  void plan() {
+    std::sort(p.begin(), p.end());
+    kind.clear(), base.assign(p.size(), -1), mult.assign(p.size(), 1);
+    needs_log = false;
+    for (size_t j = 0; j < p.size(); ++j) {
+      kind.push_back(pow_kind(p[j]));
+      if (kind[j] != PowKind::General) continue;
+      for (size_t i = 0; i < j && base[j] < 0; ++i) {
+        const float k = std::nearbyint(p[j] / p[i]);
+        if (kind[i] == PowKind::General && base[i] < 0 && k >= 2 && k <= 4 && std::fabs(p[j] - k * p[i]) <= 1e-6f * p[j])
+          base[j] = static_cast<int>(i), mult[j] = static_cast<int>(k);
+      }
+      needs_log = needs_log || base[j] < 0;
+    }
   }
   size_t size() const { return p.size(); }
 };
 
-// acc[k·stride + i] += |v_i|^p_k for i < len, v already >= 0 (log_v its log where needed).
+PGN_SL_INLINE float int_power(float v, int k) {
+  const float v2 = v * v;
+  return k == 2 ? v2 : k == 3 ? v2 * v : v2 * v2;
+}
+
+// acc[k·stride + i] += |v_i|^p_k for i < len, v already >= 0 (log_v its log where needed); terms
+// (rows of `stride`) keeps each general exponent's values for the multiples formed from them.
 template <typename Acc>
 PGN_SL_INLINE void add_powers(const Exponents& e, const float* v, const float* log_v, int64_t len, Acc* acc,
-                              int64_t stride) {
+                              int64_t stride, float* terms) {
   for (size_t k = 0; k < e.size(); ++k) {
     Acc* a = acc + static_cast<int64_t>(k) * stride;
+    float* term = terms + static_cast<int64_t>(k) * stride;
     const float p = e.p[k];
     switch (e.kind[k]) {
       case PowKind::One:
@@ -65,7 +90,19 @@ PGN_SL_INLINE void add_powers(const Exponents& e, const float* v, const float* l
         for (int64_t i = 0; i < len; ++i) a[i] += sqrtf(v[i]);
         break;
       case PowKind::General:
-        for (int64_t i = 0; i < len; ++i) a[i] += v[i] > 0.0f ? fast_exp(p * log_v[i]) : 0.0f;
+        if (e.base[k] < 0) {
+          for (int64_t i = 0; i < len; ++i) {
+            term[i] = v[i] > 0.0f ? fast_exp(p * log_v[i]) : 0.0f;
+            a[i] += term[i];
+          }
+        } else {
+          const float* b = terms + static_cast<int64_t>(e.base[k]) * stride;
+          const int m = e.mult[k];
+          for (int64_t i = 0; i < len; ++i) {
+            term[i] = int_power(b[i], m);
+            a[i] += term[i];
+          }
+        }
         break;
     }
   }
@@ -88,7 +125,7 @@ struct Plan {
 // ---- stage 1: per input row, Σ_i |x_i|^p, then the horizontal (dilated) window sums ----
 
 struct RowScratch {
-  std::vector<float> v, log_v;
+  std::vector<float> v, log_v, terms;
   std::vector<double> acc;  // [P, W']
 };
 
@@ -106,7 +143,7 @@ PGN_SL_INLINE void row_body(const Plan& plan, RowScratch& s, int64_t n, int64_t 
     }
     if (plan.patch.needs_log)
       for (int64_t x = 0; x < W; ++x) s.log_v[x] = fast_log(s.v[x]);
-    add_powers(plan.patch, s.v.data(), s.log_v.data(), W, s.acc.data(), W);
+    add_powers(plan.patch, s.v.data(), s.log_v.data(), W, s.acc.data(), W, s.terms.data());
   }
   bad = bad || flag;
   // strided prefix sums along the row, then one window sum per output column
@@ -141,6 +178,7 @@ struct Tile {
   int32_t argmax[kTile];
   float r[kTile], inv_s[kTile], q_sum[kTile], t[kTile], k_pred[kTile], mask[kTile], v[kTile], log_v[kTile];
   std::vector<float> q;              // [C, kTile]
+  std::vector<float> terms;          // [exponents, kTile]
   std::vector<float> acc[kSecondForms];  // per form: [exponents, kTile]
 };
 
@@ -226,7 +264,7 @@ PGN_SL_INLINE void tile_body(const Plan& plan, Tile& t, int64_t n, int64_t start
       const Exponents& e = plan.channel[form];
       if (e.needs_log)
         for (int64_t i = 0; i < len; ++i) t.log_v[i] = fast_log(t.v[i]);
-      add_powers(e, t.v, t.log_v, len, t.acc[form].data(), kTile);
+      add_powers(e, t.v, t.log_v, len, t.acc[form].data(), kTile, t.terms.data());
     }
   }
   bad = bad || flag;
@@ -389,6 +427,12 @@ void compute_second_layer(const SecondLayerInput& in, const std::vector<SecondLa
     plan.channel[form].add(s.code_variant ? 0.5f : s.p);
     plan.any_form[form] = true;
   }
+  plan.patch.plan();
+  size_t most = 0;
+  for (Exponents& e : plan.channel) {
+    e.plan();
+    most = std::max(most, e.size());
+  }
   const int64_t C = in.classes, F = in.channels, plane = in.height * in.width;
   center_kernel(in.kernel, C, F, plan.k_mean, plan.k_centered);
   const int64_t P = static_cast<int64_t>(plan.patch.size());
@@ -410,6 +454,7 @@ void compute_second_layer(const SecondLayerInput& in, const std::vector<SecondLa
       s.v.resize(static_cast<size_t>(in.in_width));
       s.log_v.resize(static_cast<size_t>(in.in_width));
       s.acc.resize(static_cast<size_t>(P * in.in_width));
+      s.terms.resize(static_cast<size_t>(P * in.in_width));
       bool bad = false;
       for (int64_t k = begin; k < end && !bad; ++k) {
         const int64_t n = k / H;
@@ -434,6 +479,7 @@ void compute_second_layer(const SecondLayerInput& in, const std::vector<SecondLa
   parallel_for(in.batch * tiles_per_image, threads, [&](int64_t begin, int64_t end) {
     Tile t;
     t.q.resize(static_cast<size_t>(C * kTile));
+    t.terms.resize(most * kTile);
     for (int form = 0; form < kSecondForms; ++form) t.acc[form].resize(plan.channel[form].size() * kTile);
     bool bad = false;
     for (int64_t k = begin; k < end && !bad; ++k) {
