@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { PgnError } from './errors';
 import { benchCommand } from './commands/bench';
 import { evalCommand } from './commands/eval';
+import { inspectCommand } from './commands/inspect';
 import { scoreCommand } from './commands/score';
 import { tensorsCommand } from './commands/tensors';
 
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
     .description('Pixel-wise gradient uncertainty: where a segmentation network should not be trusted')
     .version(pkg.version)
     .showHelpAfterError();
+  program.addCommand(inspectCommand());
   program.addCommand(scoreCommand());
   program.addCommand(evalCommand());
   program.addCommand(benchCommand());
