@@ -1,16 +1,20 @@
 // OoD segments (DESIGN.md §1): threshold a score map, label its connected components, gather
 // per-component statistics, drop the small ones.
 //
-// Labeling (CPU): SAUF (Wu, Otoo & Suzuki 2009, as OpenCV's CCL_WU): one raster scan that gives each
-// foreground pixel a provisional label from its already-visited neighbours along a decision tree,
-// recording equivalences in a union-find array with path compression, then a flattening of that
-// array into consecutive final labels. Large images are cut into horizontal strips labelled in
-// parallel with disjoint label ranges and merged along the strip borders (OpenCV's parallel scheme).
+// Labeling (CPU), two scans with union-find (path compression) over provisional labels, as OpenCV:
+// - 8-connectivity: 2 × 2 blocks (the scheme of Grana et al.'s BBDT): one provisional label per
+//   block, chosen from the already-labelled neighbour blocks by an action table over the 10 pixels
+//   that connect them (instead of BBDT's generated decision tree);
+// - 4-connectivity: SAUF (Wu, Otoo & Suzuki 2009), per pixel, with its decision tree over the
+//   upper and left neighbours (2 × 2 blocks are not 4-connected inside).
+// Then the union-find array is flattened into consecutive final labels. Large images are cut into
+// horizontal strips labelled in parallel with disjoint label ranges and merged along the strip
+// borders (OpenCV's parallel scheme).
 //
 // Statistics are a separate policy (as OpenCV's StatsOp) applied in the second pass, the one that
-// writes final labels: the labeling never knows which statistics are gathered. The CUDA backend and
-// its CPU emulation (components_uf.h) produce provisional labels of another form (the raster index
-// of the component's first pixel, plus one) and share the same second pass.
+// writes final labels, run by run: the labeling never knows which statistics are gathered. The
+// CUDA backend and its CPU emulation (components_uf.h) produce provisional labels of another form
+// (the raster index of the component's first pixel, plus one) and share the same second pass.
 //
 // Conventions: foreground = score > threshold (NaN scores are never foreground) and, with a region
 // of interest, roi != 0. Label 0 = background; components 1..K numbered in raster order of their
