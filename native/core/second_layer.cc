@@ -15,6 +15,9 @@ namespace {
 
 // Pixels per tile of the per-pixel pass; q (classes × kTile floats) stays in L1/L2.
 constexpr int64_t kTile = 256;
+// Pixels whose K̃ᵀq sums are kept in registers together (kTile is a multiple).
+constexpr int64_t kBlock = 32;
+static_assert(kTile % kBlock == 0, "tiles are whole blocks");
 // Output columns per task of the vertical window pass.
 constexpr int64_t kColumnBlock = 64;
 
@@ -119,6 +122,7 @@ struct Plan {
   bool any_form[kSecondForms] = {false, false, false, false};
   std::vector<float> k_mean;          // k̄_f
   std::vector<float> k_centered;      // K̃ = K − k̄ [C, F]
+  std::vector<float> k_transposed;    // K̃ᵀ [F, C]: a channel's column contiguous
   std::vector<float> patch_sums;      // [N, P, h, w]: Σ over the patch of Σ_i |x_i|^p
 };
 
@@ -228,6 +232,15 @@ PGN_SL_INLINE void softmax_stats(const float* z, int64_t plane, int64_t classes,
   }
 }
 
+// |(Kᵀ(s − y))_f · act' · scale| over the tile for one form; the form is a template argument so that
+// the per-element switch folds away and the loop vectorizes.
+template <int Form>
+PGN_SL_INLINE void form_values(const Tile& t, int64_t len, float k_mean, float scale, float code_uni, float* v) {
+  for (int64_t i = 0; i < len; ++i)
+    v[i] = fabsf(second_form_value(Form, t.t[i], t.k_pred[i], k_mean, t.r[i], t.inv_s[i], t.q_sum[i], code_uni) * t.mask[i] *
+                 scale);
+}
+
 PGN_SL_INLINE void tile_body(const Plan& plan, Tile& t, int64_t n, int64_t start, int64_t len, bool& bad) {
   const SecondLayerInput& in = plan.in;
   const int64_t plane = in.height * in.width, C = in.classes, F = in.channels;
@@ -237,16 +250,23 @@ PGN_SL_INLINE void tile_body(const Plan& plan, Tile& t, int64_t n, int64_t start
   const ActivationInfo& act = in.activation;
   int flag = 0;
   for (int64_t f = 0; f < (plan.specs.empty() ? 0 : F); ++f) {
-    // t = (K̃ᵀq)_f over the tile
-    const float* kc = plan.k_centered.data();
-    for (int64_t i = 0; i < len; ++i) t.t[i] = 0.0f;
-    for (int64_t c = 0; c < C; ++c) {
-      const float kcf = kc[c * F + f];
-      const float* qc = t.q.data() + c * kTile;
-      for (int64_t i = 0; i < len; ++i) t.t[i] += kcf * qc[i];
+    // t = (K̃ᵀq)_f over the tile, in blocks of pixels whose sums stay in registers across the classes
+    // (q beyond len holds finite leftovers; those t are never read)
+    const float* kf = plan.k_transposed.data() + f * C;
+    for (int64_t i0 = 0; i0 < len; i0 += kBlock) {
+      float acc[kBlock] = {};
+      for (int64_t c = 0; c < C; ++c) {
+        const float kcf = kf[c];
+        const float* qc = t.q.data() + c * kTile + i0;
+        for (int64_t j = 0; j < kBlock; ++j) acc[j] += kcf * qc[j];
+      }
+      for (int64_t j = 0; j < kBlock; ++j) t.t[i0 + j] = acc[j];
     }
-    for (int64_t i = 0; i < len; ++i) t.k_pred[i] = kc[static_cast<int64_t>(t.argmax[i]) * F + f];
+    for (int64_t i = 0; i < len; ++i) t.k_pred[i] = kf[t.argmax[i]];
     const float* phi = in.features + (n * F + f) * plane + start;
+    // one short run per channel, far apart: fetch the run two channels ahead (as scores.cc does)
+    if (f + 2 < F)
+      for (int64_t i = 0; i < len; i += 16) __builtin_prefetch(phi + 2 * plane + i);
     const float slope = act.slopes ? act.slopes[f] : act.slope;
     for (int64_t i = 0; i < len; ++i) {
       flag |= non_finite(phi[i]);
@@ -258,9 +278,12 @@ PGN_SL_INLINE void tile_body(const Plan& plan, Tile& t, int64_t n, int64_t start
       const bool code = form == kOhCode || form == kUniCode;
       const float* scales = code ? in.code_scale : in.scale;
       const float scale = scales ? scales[f] : 1.0f;
-      for (int64_t i = 0; i < len; ++i)
-        t.v[i] = fabsf(second_form_value(form, t.t[i], t.k_pred[i], k_mean, t.r[i], t.inv_s[i], t.q_sum[i], code_uni) * t.mask[i] *
-                       scale);
+      switch (form) {
+        case kOhExact: form_values<kOhExact>(t, len, k_mean, scale, code_uni, t.v); break;
+        case kOhCode: form_values<kOhCode>(t, len, k_mean, scale, code_uni, t.v); break;
+        case kUniExact: form_values<kUniExact>(t, len, k_mean, scale, code_uni, t.v); break;
+        default: form_values<kUniCode>(t, len, k_mean, scale, code_uni, t.v); break;
+      }
       const Exponents& e = plan.channel[form];
       if (e.needs_log)
         for (int64_t i = 0; i < len; ++i) t.log_v[i] = fast_log(t.v[i]);
@@ -435,6 +458,9 @@ void compute_second_layer(const SecondLayerInput& in, const std::vector<SecondLa
   }
   const int64_t C = in.classes, F = in.channels, plane = in.height * in.width;
   center_kernel(in.kernel, C, F, plan.k_mean, plan.k_centered);
+  plan.k_transposed.resize(plan.k_centered.size());
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t f = 0; f < F; ++f) plan.k_transposed[f * C + c] = plan.k_centered[c * F + f];
   const int64_t P = static_cast<int64_t>(plan.patch.size());
   std::mutex bad_mutex;
   bool any_bad = false;
