@@ -172,6 +172,7 @@ Napi::Value Start(const Napi::CallbackInfo& info, ComponentsCall call, Backend b
     if (call.labels) {
       auto labels = new_uint32(env, static_cast<size_t>(call.in.batch * call.in.height * call.in.width), "the label images");
       worker->out_.labels = labels.Data();
+      worker->out_.labels_zeroed = true;  // a new typed array is all 0
       worker->labels_ = Napi::Persistent(labels.As<Napi::Object>());
     }
   } catch (...) {

@@ -553,7 +553,8 @@ void collect_foreign(const Image& img, const Src& src, const uint32_t* map, Band
 // Rows of one band: the final label map[provisional] of every run, written to L (if given) and
 // handed to the policy. Runs are found a 64-pixel word at a time on a bitmap of the row.
 template <class Src, class Op>
-void relabel_band(const Image& img, const Src& src, uint32_t* L, const uint32_t* map, const Band& band, Op& op) {
+void relabel_band(const Image& img, const Src& src, uint32_t* L, bool clear, const uint32_t* map, const Band& band,
+                  Op& op) {
   const int64_t w = img.w;
   RowBits rb(w);
   for (int64_t y = band.y0; y < band.y1; ++y) {
@@ -561,7 +562,7 @@ void relabel_band(const Image& img, const Src& src, uint32_t* L, const uint32_t*
     const int32_t* pred = img.prediction ? img.prediction + y * w : nullptr;
     rb.load(img, src, y);
     uint32_t* row = L ? L + y * w : nullptr;
-    if (row && !Src::kInPlace) std::memset(row, 0, static_cast<size_t>(w) * sizeof(uint32_t));
+    if (row && clear) std::memset(row, 0, static_cast<size_t>(w) * sizeof(uint32_t));
     int64_t x = rb.next(0, true);
     while (x < w) {
       const int64_t end = rb.next(x, false);
@@ -575,7 +576,7 @@ void relabel_band(const Image& img, const Src& src, uint32_t* L, const uint32_t*
 
 // All bands (in parallel when more than one), then the side tables into the global records.
 template <class Src, class MakeOp>
-void relabel(const Image& img, const Src& src, uint32_t* L, const uint32_t* map, std::vector<Band>& bands,
+void relabel(const Image& img, const Src& src, uint32_t* L, bool clear, const uint32_t* map, std::vector<Band>& bands,
              const MakeOp& make_op) {
   const int64_t n = static_cast<int64_t>(bands.size());
   using Op = decltype(make_op(bands[0]));
@@ -583,7 +584,7 @@ void relabel(const Image& img, const Src& src, uint32_t* L, const uint32_t* map,
   ops.reserve(bands.size());
   if (n == 1) {
     ops.push_back(make_op(bands[0]));
-    relabel_band(img, src, L, map, bands[0], ops[0]);
+    relabel_band(img, src, L, clear, map, bands[0], ops[0]);
     ops[0].flush();
     return;
   }
@@ -594,7 +595,7 @@ void relabel(const Image& img, const Src& src, uint32_t* L, const uint32_t* map,
   for (Band& band : bands) ops.push_back(make_op(band));
   parallel_for(n, static_cast<int>(n), [&](int64_t b, int64_t e) {
     for (int64_t k = b; k < e; ++k)
-      relabel_band(img, src, L, map, bands[static_cast<size_t>(k)], ops[static_cast<size_t>(k)]);
+      relabel_band(img, src, L, clear, map, bands[static_cast<size_t>(k)], ops[static_cast<size_t>(k)]);
   });
   for (Op& op : ops) op.flush();
   for (Op& op : ops) op.merge_side();
@@ -632,11 +633,14 @@ std::vector<int32_t> majority_by_sort(const Image& img, const uint32_t* L, uint3
 // in raster order of the components' first pixels; L (or nullptr) receives the final labels. bands
 // split the rows (y0, y1 and lo set).
 template <class Src>
-void finish_image(const Image& img, const Src& src, int64_t min_area, uint32_t* L, const uint32_t* map, uint32_t K,
-                  std::vector<Band>& bands, std::vector<Segment>& segments) {
+void finish_image(const Image& img, const Src& src, int64_t min_area, uint32_t* L, bool L_zeroed, const uint32_t* map,
+                  uint32_t K, std::vector<Band>& bands, std::vector<Segment>& segments) {
+  // Sources that do not rewrite their labels in place write whole rows: the background must be
+  // cleared first, unless the caller's image is known to be zero already.
+  const bool clear = !Src::kInPlace && !L_zeroed;
   segments.assign(K, Segment{});
   if (K == 0) {
-    if (L) std::memset(L, 0, static_cast<size_t>(img.h * img.w) * sizeof(uint32_t));
+    if (L && clear) std::memset(L, 0, static_cast<size_t>(img.h * img.w) * sizeof(uint32_t));
     return;
   }
   bool dense = false;
@@ -656,7 +660,7 @@ void finish_image(const Image& img, const Src& src, int64_t min_area, uint32_t* 
   Segment* records = segments.data();
   if (dense) {
     std::vector<uint32_t> hist(static_cast<size_t>(K) * static_cast<size_t>(classes), 0u);
-    relabel(img, src, L, map, bands, [&](const Band& b) {
+    relabel(img, src, L, clear, map, bands, [&](const Band& b) {
       return BothStats<GeometryScoreStats, ClassHistogram>{GeometryScoreStats(records, b),
                                                            ClassHistogram(hist.data(), c_min, classes, b)};
     });
@@ -671,11 +675,12 @@ void finish_image(const Image& img, const Src& src, int64_t min_area, uint32_t* 
       final_labels = scratch.get();
       src.copy_to(final_labels, img.h * img.w);  // in-place sources start from their provisional labels
     }
-    relabel(img, src, final_labels, map, bands, [&](const Band& b) { return GeometryScoreStats(records, b); });
+    relabel(img, src, final_labels, clear || (!Src::kInPlace && final_labels != L), map, bands,
+            [&](const Band& b) { return GeometryScoreStats(records, b); });
     const std::vector<int32_t> majority = majority_by_sort(img, final_labels, K);
     for (uint32_t f = 1; f <= K; ++f) segments[f - 1].majority_class = majority[f - 1];
   } else {
-    relabel(img, src, L, map, bands, [&](const Band& b) { return GeometryScoreStats(records, b); });
+    relabel(img, src, L, clear, map, bands, [&](const Band& b) { return GeometryScoreStats(records, b); });
   }
   if (min_area <= 1) return;  // every component has at least one pixel: nothing to drop
 
@@ -706,7 +711,8 @@ std::vector<int64_t> strip_rows(int64_t h, int& strips) {
 }
 
 // One image, 8-connectivity: block labeling in strips, merged along the strip borders.
-void label_image8(const Image& img, int64_t min_area, uint32_t* out_labels, int strips, std::vector<Segment>& segments) {
+void label_image8(const Image& img, int64_t min_area, uint32_t* out_labels, bool zeroed, int strips,
+                  std::vector<Segment>& segments) {
   const int64_t h = img.h, w = img.w;
   const BlockGrid g = block_grid(h, w);
   const std::vector<int64_t> rows = strip_rows(h, strips);
@@ -765,7 +771,7 @@ void label_image8(const Image& img, int64_t min_area, uint32_t* out_labels, int 
       flatten_range(P.get(), first + g.cap, e[2 * j + 1], K);
     }
   }
-  finish_image(img, BlockLabels{B.get(), g.stride}, min_area, out_labels, P.get(), K, bands, segments);
+  finish_image(img, BlockLabels{B.get(), g.stride}, min_area, out_labels, zeroed, P.get(), K, bands, segments);
 }
 
 // One image, 4-connectivity: SAUF on the pixel label image, in strips.
@@ -802,7 +808,7 @@ void label_image4(const Image& img, int64_t min_area, uint32_t* out_labels, int 
     bands[k] = Band{rows[k], rows[k + 1], K + 1, {}};
     flatten_range(P.get(), base[k], next[k], K);
   }
-  finish_image(img, PixelLabels{L, w}, min_area, out_labels, P.get(), K, bands, segments);
+  finish_image(img, PixelLabels{L, w}, min_area, out_labels, false, P.get(), K, bands, segments);
 }
 
 }  // namespace
@@ -834,7 +840,7 @@ void label_components(const ComponentInput& in, ComponentOutput& out, int thread
   auto one = [&](int64_t n, int strips) {
     uint32_t* labels = out.labels ? out.labels + n * plane : nullptr;
     std::vector<Segment>& segments = out.segments[static_cast<size_t>(n)];
-    if (in.connectivity == 8) label_image8(image_of(in, n), in.min_area, labels, strips, segments);
+    if (in.connectivity == 8) label_image8(image_of(in, n), in.min_area, labels, out.labels_zeroed, strips, segments);
     else label_image4(image_of(in, n), in.min_area, labels, strips, segments);
   };
   // Many or small images: one image per thread. Few large ones: each split into strips.
@@ -858,7 +864,7 @@ void finish_root_labels(const ComponentInput& in, int64_t n, uint32_t* labels, s
   for (int64_t i = 0; i < plane; ++i)
     if (labels[i] == static_cast<uint32_t>(i + 1)) map[i + 1] = ++K;
   std::vector<Band> bands{Band{0, img.h, 1, {}}};
-  finish_image(img, PixelLabels{labels, img.w}, in.min_area, labels, map.get(), K, bands, segments);
+  finish_image(img, PixelLabels{labels, img.w}, in.min_area, labels, false, map.get(), K, bands, segments);
 }
 
 }  // namespace pgn

@@ -58,6 +58,7 @@ struct Segment {
 
 struct ComponentOutput {
   uint32_t* labels = nullptr;                  // [batch, height, width], or nullptr (not wanted)
+  bool labels_zeroed = false;                  // labels is already all 0 (JS typed arrays are): saves a clear
   std::vector<std::vector<Segment>> segments;  // one list per image, in id order
 };
 
