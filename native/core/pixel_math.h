@@ -74,8 +74,10 @@ PGN_HD float fast_log1p(float x) {
 }
 
 // e^x; x below about -87.3 (including -inf) gives exactly 0, x above 88.7 saturates near FLT_MAX.
+// NaN gives 0 too (callers reject non-finite inputs and discard the results): written !(x >= ·) so
+// that NaN never reaches the float → int conversion below, which would be undefined behaviour.
 PGN_HD float fast_exp(float x) {
-  const bool tiny = x < -87.3f;
+  const bool tiny = !(x >= -87.3f);
   float t = x > 88.7f ? 88.7f : x;
   t = tiny ? -87.3f : t;
   // Round to nearest with the 1.5·2^23 trick instead of floorf: same range reduction, and it
