@@ -520,6 +520,17 @@ PGN_INLINE void fill_run(uint32_t* row, int64_t x, int64_t end, int64_t w, uint3
   for (; x < end; ++x) row[x] = f;
 }
 
+// v over [x, end) of a row of width w, for rows written left to right in full (run, gap, run, ...):
+// the first 8 values are stored unconditionally, spilling into the next segment, which is written
+// after and overwrites them; short runs and gaps then need no loop whose exit would mispredict.
+PGN_INLINE void fill_span(uint32_t* row, int64_t x, int64_t end, int64_t w, uint32_t v) {
+  if (x + 8 <= w) {
+    for (int64_t k = 0; k < 8; ++k) row[x + k] = v;
+    x += 8;
+  }
+  for (; x < end; ++x) row[x] = v;
+}
+
 // Per-row scratch of the second pass: the foreground bytes and bits of one row.
 struct RowBits {
   int64_t w, words;
@@ -562,14 +573,23 @@ void relabel_band(const Image& img, const Src& src, uint32_t* L, bool clear, con
     const int32_t* pred = img.prediction ? img.prediction + y * w : nullptr;
     rb.load(img, src, y);
     uint32_t* row = L ? L + y * w : nullptr;
-    if (row && clear) std::memset(row, 0, static_cast<size_t>(w) * sizeof(uint32_t));
     int64_t x = rb.next(0, true);
+    if (row && clear) fill_span(row, 0, x, w, 0u);
     while (x < w) {
       const int64_t end = rb.next(x, false);
       const uint32_t f = map[src.label(y, x)];
-      if (row) fill_run(row, x, end, w, f);
+      const int64_t next = rb.next(end, true);
+      if (row) {
+        if (Src::kInPlace) {
+          fill_run(row, x, end, w, f);
+        } else {
+          fill_span(row, x, end, w, f);
+          // The background up to the next run; on a zeroed row only what the run spilled over.
+          fill_span(row, end, clear ? next : std::min(next, end + 8), w, 0u);
+        }
+      }
       op.run(f, y, x, end, w, s, pred);
-      x = rb.next(end, true);
+      x = next;
     }
   }
 }
