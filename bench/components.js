@@ -1,0 +1,232 @@
+/**
+ * OoD segments benchmark (issue 4): connected components with statistics of 1024×2048 maps, ours
+ * (findSegmentTables: threshold of the float32 score map + labeling + area, bbox, centroid, mean
+ * and max score, label image) next to OpenCV's cv2.connectedComponentsWithStats (8-connectivity,
+ * CV_32S labels, on the already thresholded uint8 mask) in the same run, same masks, same threads.
+ *
+ * Masks: uniform random at densities 0.1, 0.5, 0.9, and blobs (box-blurred noise thresholded at
+ * the 50% and 90% quantiles). OpenCV runs in a python3 child (Debian's python3-opencv) on the masks
+ * written to a temporary .npy; only the call is timed (file I/O excluded). Rounds alternate between
+ * ours and OpenCV; wall clock (median and min) and CPU time (median; all threads of the process) are
+ * reported, the latter being the robust figure on a shared machine.
+ * Env: PGN_THREADS (default: 1 and all cores), PGN_BENCH_REPS (default 9 per round, 3 rounds),
+ * PGN_PYTHON (default /usr/bin/python3).
+ */
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { findSegmentTables, findSegments } = require('../dist/segments');
+const { native } = require('../dist/native');
+const { encodeNpy } = require('../dist/npy');
+
+const H = 1024, W = 2048;
+const PYTHON = process.env.PGN_PYTHON ?? '/usr/bin/python3';
+
+function random(seed) {
+  let x = seed >>> 0;
+  return () => {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    return x / 4294967296;
+  };
+}
+
+// Uniform scores in [0, 1): score > 1 − d has density d.
+function uniformMap(seed) {
+  const r = random(seed);
+  return Float32Array.from({ length: H * W }, () => r());
+}
+
+// Noise box-blurred three times (radius 6): smooth blobs; rank-normalized so that score > 1 − d
+// again has density d.
+function blobMap(seed) {
+  const r = random(seed);
+  let a = Float32Array.from({ length: H * W }, () => r());
+  const rad = 6;
+  for (let pass = 0; pass < 3; pass++) {
+    const b = new Float32Array(H * W);
+    for (let y = 0; y < H; y++) {
+      let acc = 0;
+      for (let x = -rad; x <= rad; x++) acc += a[y * W + Math.min(W - 1, Math.max(0, x))];
+      for (let x = 0; x < W; x++) {
+        b[y * W + x] = acc / (2 * rad + 1);
+        acc += a[y * W + Math.min(W - 1, x + rad + 1)] - a[y * W + Math.max(0, x - rad)];
+      }
+    }
+    for (let x = 0; x < W; x++) {
+      let acc = 0;
+      for (let y = -rad; y <= rad; y++) acc += b[Math.min(H - 1, Math.max(0, y)) * W + x];
+      for (let y = 0; y < H; y++) {
+        a[y * W + x] = acc / (2 * rad + 1);
+        acc += b[Math.min(H - 1, y + rad + 1) * W + x] - b[Math.max(0, y - rad) * W + x];
+      }
+    }
+  }
+  const order = Uint32Array.from({ length: H * W }, (_, i) => i).sort((i, j) => a[i] - a[j]);
+  const ranks = new Float32Array(H * W);
+  order.forEach((i, k) => (ranks[i] = k / (H * W)));
+  return ranks;
+}
+
+// A persistent python3 child: one JSON command per line ({ file, threads, reps }), one JSON answer.
+// Times cv2.connectedComponentsWithStats alone: wall clock and the process's CPU time.
+const PY = `
+import json, sys, time
+import numpy as np, cv2
+print(json.dumps({"version": cv2.__version__}), flush=True)
+for line in sys.stdin:
+    cmd = json.loads(line)
+    cv2.setNumThreads(cmd["threads"])
+    m = np.load(cmd["file"])
+    cv2.connectedComponentsWithStats(m, connectivity=8, ltype=cv2.CV_32S)
+    wall, cpu = [], []
+    for _ in range(cmd["reps"]):
+        t, c = time.perf_counter(), time.process_time()
+        n, labels, stats, centroids = cv2.connectedComponentsWithStats(m, connectivity=8, ltype=cv2.CV_32S)
+        cpu.append(time.process_time() - c)
+        wall.append(time.perf_counter() - t)
+    print(json.dumps({"wall": wall, "cpu": cpu, "components": int(n) - 1}), flush=True)
+`;
+
+class OpenCV {
+  constructor() {
+    this.child = spawn(PYTHON, ['-c', PY], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.buffer = '';
+    this.waiting = [];
+    this.stderr = '';
+    this.child.stdout.on('data', (chunk) => {
+      this.buffer += chunk;
+      let nl;
+      while ((nl = this.buffer.indexOf('\n')) >= 0) {
+        const line = this.buffer.slice(0, nl);
+        this.buffer = this.buffer.slice(nl + 1);
+        this.waiting.shift()?.resolve(JSON.parse(line));
+      }
+    });
+    this.child.stderr.on('data', (chunk) => (this.stderr += chunk));
+    this.child.on('exit', () => {
+      for (const w of this.waiting.splice(0)) w.reject(new Error(`OpenCV unavailable (${PYTHON} with cv2 and numpy): ${this.stderr.trim().split('\n').pop()}`));
+    });
+    this.child.on('error', () => undefined);
+    this.ready = this.next();
+  }
+  next() {
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+  }
+  async run(file, threads, reps) {
+    await this.ready;
+    const answer = this.next();
+    this.child.stdin.write(JSON.stringify({ file, threads, reps }) + '\n');
+    return answer;
+  }
+  close() {
+    this.child.stdin.end();
+  }
+}
+
+// Wall-clock and CPU seconds of each call (CPU: the whole process, i.e. all threads of the call, as
+// the machine may be shared and wall clock then measures the neighbours too).
+async function timeOurs(fn, reps) {
+  await fn();
+  const wall = [], cpu = [];
+  for (let i = 0; i < reps; i++) {
+    const c0 = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    await fn();
+    wall.push(Number(process.hrtime.bigint() - t0) / 1e9);
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1e6);
+  }
+  return { wall, cpu };
+}
+
+function median(a) {
+  const s = [...a].sort((x, y) => x - y);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function run({ threads, reps = Number(process.env.PGN_BENCH_REPS ?? 9), rounds = 3 } = {}) {
+  const threadList = threads !== undefined ? [threads] : process.env.PGN_THREADS ? [Number(process.env.PGN_THREADS)] : [...new Set([1, native.defaultThreads])];
+  const masks = [
+    ['random d=0.1', () => uniformMap(1), 0.1],
+    ['random d=0.5', () => uniformMap(2), 0.5],
+    ['random d=0.9', () => uniformMap(3), 0.9],
+    ['blobs d=0.5', () => blobMap(4), 0.5],
+    ['blobs d=0.1', () => blobMap(5), 0.1],
+  ];
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgn-bench-components-'));
+  const cv = new OpenCV();
+  const rows = [];
+  try {
+    const version = await cv.ready.then((v) => v.version, () => null);
+    for (const [name, make, density] of masks) {
+      const scores = { data: make(), dims: [1, H, W] };
+      const threshold = 1 - density;
+      const mask = Uint8Array.from(scores.data, (v) => (v > threshold ? 1 : 0));
+      const file = path.join(dir, 'mask.npy');
+      fs.writeFileSync(file, encodeNpy(mask, [H, W]));
+      for (const t of threadList) {
+        const options = { threshold, threads: t };
+        const ours = { wall: [], cpu: [] }, objects = { wall: [], cpu: [] }, opencv = { wall: [], cpu: [] };
+        let cvComponents = null, error = null;
+        // Rounds alternate between the two, so that both see the same load.
+        for (let round = 0; round < rounds; round++) {
+          const a = await timeOurs(() => findSegmentTables(scores, options), reps);
+          ours.wall.push(...a.wall);
+          ours.cpu.push(...a.cpu);
+          const b = await timeOurs(() => findSegments(scores, options), Math.max(1, Math.floor(reps / 3)));
+          objects.wall.push(...b.wall);
+          objects.cpu.push(...b.cpu);
+          if (error) continue;
+          try {
+            const c = await cv.run(file, t, reps);
+            opencv.wall.push(...c.wall);
+            opencv.cpu.push(...c.cpu);
+            cvComponents = c.components;
+          } catch (err) {
+            error = err.message;
+          }
+        }
+        const { tables } = await findSegmentTables(scores, options);
+        const px = H * W, ns = (sec) => (sec / px) * 1e9;
+        rows.push({
+          mask: name, threads: t, components: tables[0].count,
+          oursNsPerPx: ns(median(ours.wall)), oursMinNsPerPx: ns(Math.min(...ours.wall)), oursCpuNsPerPx: ns(median(ours.cpu)),
+          objectsNsPerPx: ns(median(objects.wall)),
+          opencvNsPerPx: error ? null : ns(median(opencv.wall)), opencvMinNsPerPx: error ? null : ns(Math.min(...opencv.wall)),
+          opencvCpuNsPerPx: error ? null : ns(median(opencv.cpu)),
+          opencvComponents: cvComponents, opencvVersion: version, error,
+        });
+      }
+    }
+  } finally {
+    cv.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return rows;
+}
+
+function print(rows) {
+  const version = rows.find((r) => r.opencvVersion)?.opencvVersion;
+  console.log(`\n## Connected components with statistics: 1024×2048, 8-connectivity (ns per pixel; OpenCV ${version ?? 'n/a'} connectedComponentsWithStats)`);
+  console.log('| mask | threads | components | ours wall (median / min) | ours CPU | OpenCV wall (median / min) | OpenCV CPU | OpenCV / ours (wall min) | OpenCV / ours (CPU) | ours as objects (wall) |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of rows) {
+    const agree = r.opencvComponents === null || r.opencvComponents === r.components ? '' : ` (OpenCV: ${r.opencvComponents}!)`;
+    const f = (v) => v.toFixed(2);
+    const cv = r.error ? [r.error, '–', '–', '–'] : [`${f(r.opencvNsPerPx)} / ${f(r.opencvMinNsPerPx)}`, f(r.opencvCpuNsPerPx), `${f(r.opencvMinNsPerPx / r.oursMinNsPerPx)}×`, `${f(r.opencvCpuNsPerPx / r.oursCpuNsPerPx)}×`];
+    console.log(`| ${r.mask} | ${r.threads} | ${r.components}${agree} | ${f(r.oursNsPerPx)} / ${f(r.oursMinNsPerPx)} | ${f(r.oursCpuNsPerPx)} | ${cv[0]} | ${cv[1]} | ${cv[2]} | ${cv[3]} | ${f(r.objectsNsPerPx)} |`);
+  }
+  console.log('ours: findSegmentTables from the float32 score map (threshold, labels, statistics incl. mean/max score, label image);');
+  console.log('OpenCV: from the uint8 mask, in a python3 child, same masks, rounds interleaved. CPU = CPU time of the whole process');
+  console.log('(all threads), robust when the machine is shared. Ratio > 1: ours faster.');
+}
+
+module.exports = { run, print };
+
+if (require.main === module) {
+  run().then(print, (err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
