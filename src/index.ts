@@ -30,3 +30,21 @@ export type {
   InstanceMetricsResult,
   ImageComponents,
 } from './metrics';
+export { upsampleArgmax } from './scores';
+export { Scorer, score, DEMO_MODEL } from './scorer';
+export type { ScorerOptions, SegmentsOption, ImageInput, ImageResult, ScoredMap, StageTimings } from './scorer';
+export { scoreStream, scoreImages } from './pipeline';
+export type { StreamOptions, StreamItem } from './pipeline';
+export { ModelSession, cudaAvailable } from './session';
+export type { ExecutionProvider, SessionOptions, SessionOutputs } from './session';
+export { analyzeModel, exposeFeatures } from './graph-surgery';
+export type { ModelAnalysis, SecondLayerAnalysis } from './graph-surgery';
+export { loadModelCard, parseModelCard, checkCardAgainstModel, modelCardSchema } from './model-card';
+export type { ModelCard, ModelCardInput } from './model-card';
+export { decodeImage, toTensor } from './preprocess';
+export type { DecodedImage, ImageBatch } from './preprocess';
+export { readDataset, readLabelMask } from './dataset';
+export type { DatasetItem, LabelMask } from './dataset';
+export { evaluate } from './evaluate';
+export type { EvaluateOptions, Evaluation, EvaluationRow } from './evaluate';
+export { writeReport, renderReport } from './report';
