@@ -48,3 +48,11 @@ test('pgn eval on the demo set reproduces the figures of the model card', async 
   const auprc = (label: string) => result.rows.find((r) => r.label === label)!.pixel.auprc;
   expect(auprc('pgn-oh:p=0.5')).toBeGreaterThan(auprc('entropy'));
 });
+
+test('pgn score with a score the card recommends no threshold for still scores, and says segments were skipped', async () => {
+  const { stdout, stderr } = await run('node', [path.join(root, 'dist', 'cli.js'), 'score', path.join(demo, 'eval', 'images', 'demo_001.jpg'), '--score', 'entropy'], { cwd: root });
+  const line = JSON.parse(stdout.trim());
+  expect(Object.keys(line.scores)).toEqual(['entropy']);
+  expect(line.segments).toBeUndefined();
+  expect(stderr).toMatch(/no segments: the model card recommends no threshold for entropy/);
+});

@@ -6,8 +6,9 @@ import { expandInputs } from '../inputs';
 import { writeNpy } from '../npy';
 import { scoreStream } from '../pipeline';
 import { writePredictionPng } from '../render';
-import { Backend, DEFAULT_P } from '../scores';
-import { ImageResult, Scorer } from '../scorer';
+import { loadModelCard } from '../model-card';
+import { Backend, DEFAULT_P, scoreLabel } from '../scores';
+import { DEMO_MODEL, ImageResult, Scorer } from '../scorer';
 import { writeLabelPng, writeOverlayPng } from '../segment-images';
 import { ExecutionProvider } from '../session';
 import { collect, parseCount } from './options';
@@ -114,6 +115,20 @@ async function writeOutputs(result: ImageResult, scorer: Scorer, opts: ScoreComm
   return written;
 }
 
+/**
+ * Segments need a threshold: --threshold, or the card's recommendation for the first score. A model
+ * without either is still scored (maps, prediction), with a note that segments were skipped.
+ */
+async function segmentsWanted(opts: ScoreCommandOptions): Promise<boolean> {
+  if (!opts.segments) return false;
+  if (opts.threshold !== undefined) return true;
+  const { card } = await loadModelCard(opts.model ?? DEMO_MODEL);
+  const first = opts.score?.[0] ?? card.recommended?.score ?? `pgn-oh:p=${DEFAULT_P}`;
+  if (card.recommended && scoreLabel(card.recommended.score) === scoreLabel(first)) return true;
+  process.stderr.write(`pgn score: no segments: the model card recommends no threshold for ${scoreLabel(first)}; give --threshold to get them\n`);
+  return false;
+}
+
 async function runScore(patterns: string[], opts: ScoreCommandOptions): Promise<number> {
   const files = await expandInputs(patterns);
   if (opts.out) await ensureDir(opts.out);
@@ -136,7 +151,7 @@ async function scoreAll(files: string[], opts: ScoreCommandOptions, out: { write
     backend: opts.backend,
     intraOpThreads: opts.intraOpThreads,
     executionProviders: opts.ep ? [opts.ep] : undefined,
-    segments: opts.segments ? { threshold: opts.threshold, minArea: opts.minArea } : undefined,
+    segments: (await segmentsWanted(opts)) ? { threshold: opts.threshold, minArea: opts.minArea } : undefined,
   });
   const bar = process.stdout.isTTY && !opts.ndjson ? undefined : progress('pgn score');
   let failed = 0;
