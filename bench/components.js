@@ -140,6 +140,8 @@ async function timeOurs(fn, reps) {
   return { wall, cpu };
 }
 
+const pause = () => new Promise((resolve) => setTimeout(resolve, 200));
+
 function median(a) {
   const s = [...a].sort((x, y) => x - y);
   return s[Math.floor(s.length / 2)];
@@ -169,8 +171,10 @@ async function run({ threads, reps = Number(process.env.PGN_BENCH_REPS ?? 9), ro
         const options = { threshold, threads: t };
         const ours = { wall: [], cpu: [] }, objects = { wall: [], cpu: [] }, opencv = { wall: [], cpu: [] };
         let cvComponents = null, error = null;
-        // Rounds alternate between the two, so that both see the same load.
+        // Rounds alternate between the two, so that both see the same load; a pause after each
+        // lets the other side's idle workers (TBB's spin before sleeping) settle.
         for (let round = 0; round < rounds; round++) {
+          await pause();
           const a = await timeOurs(() => findSegmentTables(scores, options), reps);
           ours.wall.push(...a.wall);
           ours.cpu.push(...a.cpu);
@@ -179,6 +183,7 @@ async function run({ threads, reps = Number(process.env.PGN_BENCH_REPS ?? 9), ro
           objects.cpu.push(...b.cpu);
           if (error) continue;
           try {
+            await pause();
             const c = await cv.run(file, t, reps);
             opencv.wall.push(...c.wall);
             opencv.cpu.push(...c.cpu);
