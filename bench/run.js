@@ -4,6 +4,7 @@
  */
 const benches = {
   scores: () => require('./scores'),
+  components: () => require('./components'),
   'eval-real': () => require('./eval-real'),
   'scores-peer': () => require('./scores-peer'),
   pipeline: () => require('./pipeline'),

@@ -64,7 +64,7 @@ function randomValue(r: R, depth = 0): unknown {
     case 19: return r() < 0.5;
     case 20: { // a detached buffer
       const a = new Float32Array(4);
-      structuredClone(a.buffer, { transfer: [a.buffer] });
+      structuredClone(a.buffer, { transfer: [a.buffer as ArrayBuffer] });
       return a;
     }
     default: return new Float32Array(new SharedArrayBuffer(4 * len)); // shared memory
@@ -362,7 +362,7 @@ describe('fuzzing every native entry point', () => {
       [native.secondLayerScores, secondLayerArgs(rng(5)), 'input'],
     ] as [(a: unknown) => unknown, Args, string][]) {
       const a = args[key] as Float32Array;
-      structuredClone(a.buffer, { transfer: [a.buffer] });
+      structuredClone(a.buffer, { transfer: [a.buffer as ArrayBuffer] });
       expect(await settleCall(() => fn(args))).toBe('TypeError');
     }
   });
