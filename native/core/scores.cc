@@ -6,68 +6,17 @@
 #include <stdexcept>
 
 #include "parallel.h"
+#include "tile_math.h"
 
 namespace pgn {
 
 namespace {
 
 // Pixels processed together. Each tile's per-pixel accumulators stay in L1/L2 while the features
-// stream through once, each channel's run long enough for the hardware prefetcher; the inner loops run over contiguous pixels of one channel (NCHW),
-// which is what lets the compiler vectorize them.
+// stream through once; the inner loops run over contiguous pixels of one channel (NCHW), which is
+// what lets the compiler vectorize them.
 constexpr int64_t kTile = 512;
 constexpr int64_t kPrefetchChannels = 2;
-
-// The tile function is compiled twice on x86-64 (GCC/Clang): for AVX2+FMA and for the baseline,
-// and the variant is chosen at run time from the CPU's features, so a build on one machine runs on
-// any other while using 256-bit vectors and fused multiply-adds where they exist. The loops it
-// calls are forced inline so that they are compiled inside each variant.
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define PGN_X86_DISPATCH 1
-#endif
-#if defined(__GNUC__) || defined(__clang__)
-#define PGN_INLINE inline __attribute__((always_inline))
-#else
-#define PGN_INLINE inline
-#endif
-
-// A set of exponents p whose sums Σ|v|^p are accumulated together over a stream of values v.
-// Each general p is computed as exp(p·log v) once per value, except where it is an integer
-// multiple (2..4) of a smaller p of the set: then v^p = (v^base)^k by multiplication, so the
-// paper's {0.1, 0.3, 0.5, 1, 2} costs one log and one exp per value, not two of each.
-struct PowerSet {
-  std::vector<float> p;
-  std::vector<PowKind> kind;
-  std::vector<int> base;  // index of the p this one is a multiple of, or -1
-  std::vector<int> mult;  // that multiple
-  bool needs_log = false;
-
-  int index_of(float value) const {
-    for (size_t i = 0; i < p.size(); ++i)
-      if (p[i] == value) return static_cast<int>(i);
-    return -1;
-  }
-
-  void add(float value) {
-    if (index_of(value) >= 0) return;
-    p.push_back(value);
-  }
-
-  // Orders the exponents ascending and links multiples to their bases.
-  void plan() {
-    std::sort(p.begin(), p.end());
-    kind.clear(), base.assign(p.size(), -1), mult.assign(p.size(), 1);
-    for (size_t j = 0; j < p.size(); ++j) {
-      kind.push_back(pow_kind(p[j]));
-      if (kind[j] != PowKind::General) continue;
-      for (size_t i = 0; i < j && base[j] < 0; ++i) {
-        const float k = std::nearbyint(p[j] / p[i]);
-        if (kind[i] == PowKind::General && base[i] < 0 && k >= 2 && k <= 4 && std::fabs(p[j] - k * p[i]) <= 1e-6f * p[j])
-          base[j] = static_cast<int>(i), mult[j] = static_cast<int>(k);
-      }
-      needs_log = needs_log || base[j] < 0;
-    }
-  }
-};
 
 struct Plan {
   const ScoreInput& in;
@@ -104,75 +53,6 @@ struct Tile {
   }
 };
 
-PGN_INLINE void softmax_stats(const float* z, int64_t plane, int64_t classes, int64_t len, Tile& t, bool& bad) {
-  for (int64_t i = 0; i < len; ++i) {
-    t.max_logit[i] = z[i];
-    t.argmax[i] = 0;
-  }
-  int flag = 0;
-  for (int64_t c = 0; c < classes; ++c) {
-    const float* zc = z + c * plane;
-    for (int64_t i = 0; i < len; ++i) {
-      flag |= non_finite(zc[i]);
-      const bool more = zc[i] > t.max_logit[i];
-      t.max_logit[i] = more ? zc[i] : t.max_logit[i];
-      t.argmax[i] = more ? static_cast<int32_t>(c) : t.argmax[i];
-    }
-  }
-  bad = bad || flag;
-  for (int64_t i = 0; i < len; ++i) t.sum_other[i] = t.ez[i] = 0.0f;
-  for (int64_t c = 0; c < classes; ++c) {
-    const float* zc = z + c * plane;
-    for (int64_t i = 0; i < len; ++i) {
-      const float d = zc[i] - t.max_logit[i];
-      const float e = fast_exp(d);
-      t.sum_other[i] += t.argmax[i] == c ? 0.0f : e;
-      t.ez[i] += e * d;
-    }
-  }
-  for (int64_t i = 0; i < len; ++i) t.sum[i] = 1.0f + t.sum_other[i];
-}
-
-PGN_INLINE float int_power(float v, int k) {
-  const float v2 = v * v;
-  return k == 2 ? v2 : k == 3 ? v2 * v : v2 * v2;
-}
-
-// acc[k] += v^p_k for the values in t.x (with their logs in t.log_x where the set needs them).
-PGN_INLINE void power_sums(const PowerSet& set, int64_t len, Tile& t, float* acc) {
-  for (size_t k = 0; k < set.p.size(); ++k) {
-    float* a = acc + k * kTile;
-    float* term = t.terms.data() + k * kTile;
-    const float p = set.p[k];
-    switch (set.kind[k]) {
-      case PowKind::One:
-        for (int64_t i = 0; i < len; ++i) a[i] += t.x[i];
-        break;
-      case PowKind::Two:
-        for (int64_t i = 0; i < len; ++i) a[i] += t.x[i] * t.x[i];
-        break;
-      case PowKind::Half:
-        for (int64_t i = 0; i < len; ++i) a[i] += sqrtf(t.x[i]);
-        break;
-      case PowKind::General:
-        if (set.base[k] < 0) {
-          for (int64_t i = 0; i < len; ++i) {
-            term[i] = t.x[i] > 0.0f ? fast_exp(p * t.log_x[i]) : 0.0f;
-            a[i] += term[i];
-          }
-        } else {
-          const float* b = t.terms.data() + set.base[k] * kTile;
-          const int m = set.mult[k];
-          for (int64_t i = 0; i < len; ++i) {
-            term[i] = int_power(b[i], m);
-            a[i] += term[i];
-          }
-        }
-        break;
-    }
-  }
-}
-
 // Σ_f |φ_f|^p for every feature exponent: one streaming pass over the features.
 PGN_INLINE void feature_sums(const float* phi, int64_t plane, int64_t channels, int64_t len, const PowerSet& set,
                              Tile& t, bool& bad) {
@@ -189,7 +69,7 @@ PGN_INLINE void feature_sums(const float* phi, int64_t plane, int64_t channels, 
     }
     if (set.needs_log)
       for (int64_t i = 0; i < len; ++i) t.log_x[i] = fast_log(t.x[i]);
-    power_sums(set, len, t, t.feature_acc.data());
+    add_powers(set, t.x, t.log_x, len, t.feature_acc.data(), kTile, t.terms.data());
   }
   bad = bad || flag;
 }
@@ -211,7 +91,7 @@ PGN_INLINE void label_sums(const float* z, int64_t plane, int64_t classes, int64
     }
     if (form == LabelForm::UniformExact && set.needs_log)
       for (int64_t i = 0; i < len; ++i) t.log_x[i] = fast_log(t.x[i]);
-    power_sums(set, len, t, acc);
+    add_powers(set, t.x, t.log_x, len, acc, kTile, t.terms.data());
   }
 }
 

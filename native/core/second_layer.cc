@@ -8,6 +8,7 @@
 
 #include "parallel.h"
 #include "scores.h"
+#include "tile_math.h"
 
 namespace pgn {
 
@@ -21,104 +22,14 @@ static_assert(kTile % kBlock == 0, "tiles are whole blocks");
 // Output columns per task of the vertical window pass.
 constexpr int64_t kColumnBlock = 64;
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define PGN_SL_X86_DISPATCH 1
-#endif
-#if defined(__GNUC__) || defined(__clang__)
-#define PGN_SL_INLINE inline __attribute__((always_inline))
-#else
-#define PGN_SL_INLINE inline
-#endif
-
-// Distinct exponents whose sums Σ|v|^p are accumulated together. One log per value serves every
-// general p, and a general p that is an integer multiple (2..4) of a smaller one of the set is formed
-// by multiplication (v^0.3 = (v^0.1)³): the paper's {0.1, 0.3, 0.5, 1, 2} costs one log and one exp
-// per value (as in scores.cc's PowerSet).
-struct Exponents {
-  std::vector<float> p;
-  std::vector<PowKind> kind;
-  std::vector<int> base;  // index of the p this one is a multiple of, or -1
-  std::vector<int> mult;
-  bool needs_log = false;
-
-  int index_of(float value) const {
-    for (size_t i = 0; i < p.size(); ++i)
-      if (p[i] == value) return static_cast<int>(i);
-    return -1;
-  }
-  void add(float value) {
-    if (index_of(value) < 0) p.push_back(value);
-  }
-  // Orders the exponents ascending and links multiples to their bases; call after the last add.
-  void plan() {
-    std::sort(p.begin(), p.end());
-    kind.clear(), base.assign(p.size(), -1), mult.assign(p.size(), 1);
-    needs_log = false;
-    for (size_t j = 0; j < p.size(); ++j) {
-      kind.push_back(pow_kind(p[j]));
-      if (kind[j] != PowKind::General) continue;
-      for (size_t i = 0; i < j && base[j] < 0; ++i) {
-        const float k = std::nearbyint(p[j] / p[i]);
-        if (kind[i] == PowKind::General && base[i] < 0 && k >= 2 && k <= 4 && std::fabs(p[j] - k * p[i]) <= 1e-6f * p[j])
-          base[j] = static_cast<int>(i), mult[j] = static_cast<int>(k);
-      }
-      needs_log = needs_log || base[j] < 0;
-    }
-  }
-  size_t size() const { return p.size(); }
-};
-
-PGN_SL_INLINE float int_power(float v, int k) {
-  const float v2 = v * v;
-  return k == 2 ? v2 : k == 3 ? v2 * v : v2 * v2;
-}
-
-// acc[k·stride + i] += |v_i|^p_k for i < len, v already >= 0 (log_v its log where needed); terms
-// (rows of `stride`) keeps each general exponent's values for the multiples formed from them.
-template <typename Acc>
-PGN_SL_INLINE void add_powers(const Exponents& e, const float* v, const float* log_v, int64_t len, Acc* acc,
-                              int64_t stride, float* terms) {
-  for (size_t k = 0; k < e.size(); ++k) {
-    Acc* a = acc + static_cast<int64_t>(k) * stride;
-    float* term = terms + static_cast<int64_t>(k) * stride;
-    const float p = e.p[k];
-    switch (e.kind[k]) {
-      case PowKind::One:
-        for (int64_t i = 0; i < len; ++i) a[i] += v[i];
-        break;
-      case PowKind::Two:
-        for (int64_t i = 0; i < len; ++i) a[i] += v[i] * v[i];
-        break;
-      case PowKind::Half:
-        for (int64_t i = 0; i < len; ++i) a[i] += sqrtf(v[i]);
-        break;
-      case PowKind::General:
-        if (e.base[k] < 0) {
-          for (int64_t i = 0; i < len; ++i) {
-            term[i] = v[i] > 0.0f ? fast_exp(p * log_v[i]) : 0.0f;
-            a[i] += term[i];
-          }
-        } else {
-          const float* b = terms + static_cast<int64_t>(e.base[k]) * stride;
-          const int m = e.mult[k];
-          for (int64_t i = 0; i < len; ++i) {
-            term[i] = int_power(b[i], m);
-            a[i] += term[i];
-          }
-        }
-        break;
-    }
-  }
-}
-
 struct Plan {
   Plan(const SecondLayerInput& i, const std::vector<SecondLayerSpec>& s, const SecondLayerOutput& o)
       : in(i), specs(s), out(o) {}
   const SecondLayerInput& in;
   const std::vector<SecondLayerSpec>& specs;
   const SecondLayerOutput& out;
-  Exponents patch;                    // p of every spec: the patch norms
-  Exponents channel[kSecondForms];    // per label form: the channel-norm exponents
+  PowerSet patch;                    // p of every spec: the patch norms
+  PowerSet channel[kSecondForms];    // per label form: the channel-norm exponents
   bool any_form[kSecondForms] = {false, false, false, false};
   std::vector<float> k_mean;          // k̄_f
   std::vector<float> k_centered;      // K̃ = K − k̄ [C, F]
@@ -133,7 +44,7 @@ struct RowScratch {
   std::vector<double> acc;  // [P, W']
 };
 
-PGN_SL_INLINE void row_body(const Plan& plan, RowScratch& s, int64_t n, int64_t y, double* hsum, bool& bad) {
+PGN_INLINE void row_body(const Plan& plan, RowScratch& s, int64_t n, int64_t y, double* hsum, bool& bad) {
   const SecondLayerInput& in = plan.in;
   const ConvGeometry& g = in.geometry;
   const int64_t W = in.in_width, P = static_cast<int64_t>(plan.patch.size());
@@ -168,7 +79,7 @@ using RowFunction = void (*)(const Plan&, RowScratch&, int64_t, int64_t, double*
 void row_baseline(const Plan& plan, RowScratch& s, int64_t n, int64_t y, double* hsum, bool& bad) {
   row_body(plan, s, n, y, hsum, bad);
 }
-#ifdef PGN_SL_X86_DISPATCH
+#ifdef PGN_X86_DISPATCH
 __attribute__((target("avx2,fma"))) void row_avx2(const Plan& plan, RowScratch& s, int64_t n, int64_t y, double* hsum,
                                                    bool& bad) {
   row_body(plan, s, n, y, hsum, bad);
@@ -186,34 +97,10 @@ struct Tile {
   std::vector<float> acc[kSecondForms];  // per form: [exponents, kTile]
 };
 
-PGN_SL_INLINE void softmax_stats(const float* z, int64_t plane, int64_t classes, int64_t len, Tile& t, bool& bad) {
+// Softmax statistics (tile_math.h), then the one-hot label's per-class values q for the channel factor.
+PGN_INLINE void tile_softmax(const float* z, int64_t plane, int64_t classes, int64_t len, Tile& t, bool& bad) {
+  softmax_stats(z, plane, classes, len, t, bad);
   for (int64_t i = 0; i < len; ++i) {
-    t.max_logit[i] = z[i];
-    t.argmax[i] = 0;
-  }
-  int flag = 0;
-  for (int64_t c = 0; c < classes; ++c) {
-    const float* zc = z + c * plane;
-    for (int64_t i = 0; i < len; ++i) {
-      flag |= non_finite(zc[i]);
-      const bool more = zc[i] > t.max_logit[i];
-      t.max_logit[i] = more ? zc[i] : t.max_logit[i];
-      t.argmax[i] = more ? static_cast<int32_t>(c) : t.argmax[i];
-    }
-  }
-  bad = bad || flag;
-  for (int64_t i = 0; i < len; ++i) t.sum_other[i] = t.ez[i] = 0.0f;
-  for (int64_t c = 0; c < classes; ++c) {
-    const float* zc = z + c * plane;
-    for (int64_t i = 0; i < len; ++i) {
-      const float d = zc[i] - t.max_logit[i];
-      const float e = fast_exp(d);
-      t.sum_other[i] += t.argmax[i] == c ? 0.0f : e;
-      t.ez[i] += e * d;
-    }
-  }
-  for (int64_t i = 0; i < len; ++i) {
-    t.sum[i] = 1.0f + t.sum_other[i];
     t.r[i] = t.sum_other[i] / t.sum[i];
     t.inv_s[i] = 1.0f / t.sum[i];
   }
@@ -235,16 +122,16 @@ PGN_SL_INLINE void softmax_stats(const float* z, int64_t plane, int64_t classes,
 // |(Kᵀ(s − y))_f · act' · scale| over the tile for one form; the form is a template argument so that
 // the per-element switch folds away and the loop vectorizes.
 template <int Form>
-PGN_SL_INLINE void form_values(const Tile& t, int64_t len, float k_mean, float scale, float code_uni, float* v) {
+PGN_INLINE void form_values(const Tile& t, int64_t len, float k_mean, float scale, float code_uni, float* v) {
   for (int64_t i = 0; i < len; ++i)
     v[i] = fabsf(second_form_value(Form, t.t[i], t.k_pred[i], k_mean, t.r[i], t.inv_s[i], t.q_sum[i], code_uni) * t.mask[i] *
                  scale);
 }
 
-PGN_SL_INLINE void tile_body(const Plan& plan, Tile& t, int64_t n, int64_t start, int64_t len, bool& bad) {
+PGN_INLINE void tile_body(const Plan& plan, Tile& t, int64_t n, int64_t start, int64_t len, bool& bad) {
   const SecondLayerInput& in = plan.in;
   const int64_t plane = in.height * in.width, C = in.classes, F = in.channels;
-  softmax_stats(in.logits + n * C * plane + start, plane, C, len, t, bad);
+  tile_softmax(in.logits + n * C * plane + start, plane, C, len, t, bad);
   for (int form = 0; form < kSecondForms; ++form) std::fill(t.acc[form].begin(), t.acc[form].end(), 0.0f);
   const float code_uni = static_cast<float>(C - 1) / static_cast<float>(C);
   const ActivationInfo& act = in.activation;
@@ -284,7 +171,7 @@ PGN_SL_INLINE void tile_body(const Plan& plan, Tile& t, int64_t n, int64_t start
         case kUniExact: form_values<kUniExact>(t, len, k_mean, scale, code_uni, t.v); break;
         default: form_values<kUniCode>(t, len, k_mean, scale, code_uni, t.v); break;
       }
-      const Exponents& e = plan.channel[form];
+      const PowerSet& e = plan.channel[form];
       if (e.needs_log)
         for (int64_t i = 0; i < len; ++i) t.log_v[i] = fast_log(t.v[i]);
       add_powers(e, t.v, t.log_v, len, t.acc[form].data(), kTile, t.terms.data());
@@ -314,7 +201,7 @@ using TileFunction = void (*)(const Plan&, Tile&, int64_t, int64_t, int64_t, boo
 void tile_baseline(const Plan& plan, Tile& t, int64_t n, int64_t start, int64_t len, bool& bad) {
   tile_body(plan, t, n, start, len, bad);
 }
-#ifdef PGN_SL_X86_DISPATCH
+#ifdef PGN_X86_DISPATCH
 __attribute__((target("avx2,fma"))) void tile_avx2(const Plan& plan, Tile& t, int64_t n, int64_t start, int64_t len,
                                                     bool& bad) {
   tile_body(plan, t, n, start, len, bad);
@@ -322,7 +209,7 @@ __attribute__((target("avx2,fma"))) void tile_avx2(const Plan& plan, Tile& t, in
 #endif
 
 bool has_avx2() {
-#ifdef PGN_SL_X86_DISPATCH
+#ifdef PGN_X86_DISPATCH
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
   return false;
@@ -330,14 +217,14 @@ bool has_avx2() {
 }
 
 RowFunction select_row() {
-#ifdef PGN_SL_X86_DISPATCH
+#ifdef PGN_X86_DISPATCH
   if (has_avx2()) return row_avx2;
 #endif
   return row_baseline;
 }
 
 TileFunction select_tile() {
-#ifdef PGN_SL_X86_DISPATCH
+#ifdef PGN_X86_DISPATCH
   if (has_avx2()) return tile_avx2;
 #endif
   return tile_baseline;
@@ -452,7 +339,7 @@ void compute_second_layer(const SecondLayerInput& in, const std::vector<SecondLa
   }
   plan.patch.plan();
   size_t most = 0;
-  for (Exponents& e : plan.channel) {
+  for (PowerSet& e : plan.channel) {
     e.plan();
     most = std::max(most, e.size());
   }

@@ -1,0 +1,143 @@
+// Building blocks of the CPU tile passes (scores.cc, second_layer.cc): softmax statistics over a
+// tile of pixels and power sums Σ|v|^p for a set of exponents, written as loops over contiguous
+// pixels so that they vectorize inside the AVX2 and baseline variants of each pass.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "pixel_math.h"
+
+// Whether the passes are compiled twice on x86-64 (AVX2+FMA and baseline, chosen at run time).
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define PGN_X86_DISPATCH 1
+#endif
+// The loops are forced inline so that they are compiled inside each variant of the pass.
+#if defined(__GNUC__) || defined(__clang__)
+#define PGN_INLINE inline __attribute__((always_inline))
+#else
+#define PGN_INLINE inline
+#endif
+
+namespace pgn {
+
+// A set of exponents p whose sums Σ|v|^p are accumulated together over a stream of values v.
+// Each general p is computed as exp(p·log v) once per value, except where it is an integer
+// multiple (2..4) of a smaller p of the set: then v^p = (v^base)^k by multiplication, so the
+// paper's {0.1, 0.3, 0.5, 1, 2} costs one log and one exp per value, not two of each.
+struct PowerSet {
+  std::vector<float> p;
+  std::vector<PowKind> kind;
+  std::vector<int> base;  // index of the p this one is a multiple of, or -1
+  std::vector<int> mult;  // that multiple
+  bool needs_log = false;
+
+  int index_of(float value) const {
+    for (size_t i = 0; i < p.size(); ++i)
+      if (p[i] == value) return static_cast<int>(i);
+    return -1;
+  }
+
+  void add(float value) {
+    if (index_of(value) < 0) p.push_back(value);
+  }
+
+  size_t size() const { return p.size(); }
+
+  // Orders the exponents ascending and links multiples to their bases; call after the last add.
+  void plan() {
+    std::sort(p.begin(), p.end());
+    kind.clear(), base.assign(p.size(), -1), mult.assign(p.size(), 1);
+    needs_log = false;
+    for (size_t j = 0; j < p.size(); ++j) {
+      kind.push_back(pow_kind(p[j]));
+      if (kind[j] != PowKind::General) continue;
+      for (size_t i = 0; i < j && base[j] < 0; ++i) {
+        const float k = std::nearbyint(p[j] / p[i]);
+        if (kind[i] == PowKind::General && base[i] < 0 && k >= 2 && k <= 4 && std::fabs(p[j] - k * p[i]) <= 1e-6f * p[j])
+          base[j] = static_cast<int>(i), mult[j] = static_cast<int>(k);
+      }
+      needs_log = needs_log || base[j] < 0;
+    }
+  }
+};
+
+PGN_INLINE float int_power(float v, int k) {
+  const float v2 = v * v;
+  return k == 2 ? v2 : k == 3 ? v2 * v : v2 * v2;
+}
+
+// acc[k·stride + i] += v_i^p_k for i < len, v already >= 0 (log_v its log where the set needs it);
+// terms (rows of `stride`) keeps each general exponent's values for the multiples formed from them.
+template <typename Acc>
+PGN_INLINE void add_powers(const PowerSet& e, const float* v, const float* log_v, int64_t len, Acc* acc, int64_t stride,
+                           float* terms) {
+  for (size_t k = 0; k < e.size(); ++k) {
+    Acc* a = acc + static_cast<int64_t>(k) * stride;
+    float* term = terms + static_cast<int64_t>(k) * stride;
+    const float p = e.p[k];
+    switch (e.kind[k]) {
+      case PowKind::One:
+        for (int64_t i = 0; i < len; ++i) a[i] += v[i];
+        break;
+      case PowKind::Two:
+        for (int64_t i = 0; i < len; ++i) a[i] += v[i] * v[i];
+        break;
+      case PowKind::Half:
+        for (int64_t i = 0; i < len; ++i) a[i] += sqrtf(v[i]);
+        break;
+      case PowKind::General:
+        if (e.base[k] < 0) {
+          for (int64_t i = 0; i < len; ++i) {
+            term[i] = v[i] > 0.0f ? fast_exp(p * log_v[i]) : 0.0f;
+            a[i] += term[i];
+          }
+        } else {
+          const float* b = terms + static_cast<int64_t>(e.base[k]) * stride;
+          const int m = e.mult[k];
+          for (int64_t i = 0; i < len; ++i) {
+            term[i] = int_power(b[i], m);
+            a[i] += term[i];
+          }
+        }
+        break;
+    }
+  }
+}
+
+// Softmax statistics (pixel_math.h's SoftmaxStats, as arrays) of a tile of `len` pixels of logits z
+// [classes, plane]; sets `bad` on a non-finite logit. Tile: any struct with the arrays max_logit,
+// argmax, sum, sum_other and ez.
+template <typename Tile>
+PGN_INLINE void softmax_stats(const float* z, int64_t plane, int64_t classes, int64_t len, Tile& t, bool& bad) {
+  for (int64_t i = 0; i < len; ++i) {
+    t.max_logit[i] = z[i];
+    t.argmax[i] = 0;
+  }
+  int flag = 0;
+  for (int64_t c = 0; c < classes; ++c) {
+    const float* zc = z + c * plane;
+    for (int64_t i = 0; i < len; ++i) {
+      flag |= non_finite(zc[i]);
+      const bool more = zc[i] > t.max_logit[i];
+      t.max_logit[i] = more ? zc[i] : t.max_logit[i];
+      t.argmax[i] = more ? static_cast<int32_t>(c) : t.argmax[i];
+    }
+  }
+  bad = bad || flag;
+  for (int64_t i = 0; i < len; ++i) t.sum_other[i] = t.ez[i] = 0.0f;
+  for (int64_t c = 0; c < classes; ++c) {
+    const float* zc = z + c * plane;
+    for (int64_t i = 0; i < len; ++i) {
+      const float d = zc[i] - t.max_logit[i];
+      const float e = fast_exp(d);
+      t.sum_other[i] += t.argmax[i] == c ? 0.0f : e;
+      t.ez[i] += e * d;
+    }
+  }
+  for (int64_t i = 0; i < len; ++i) t.sum[i] = 1.0f + t.sum_other[i];
+}
+
+}  // namespace pgn
