@@ -53,7 +53,10 @@ export interface StageTimings {
   preprocess: number;
   inference: number;
   scores: number;
+  /** Bilinear upsampling of the score maps to the image size. */
   upsample: number;
+  /** The predicted class map at image size (argmax of the upsampled logits). */
+  prediction: number;
   /** Thresholding and connected components (0 without segments). */
   segments: number;
 }
@@ -161,22 +164,30 @@ export class Scorer {
     const t3 = performance.now();
     const [, classes, h, w] = out.logitsDims;
     const plane = h * w;
-    const results = await Promise.all(images.map(async (image, i) => {
-      const target = sizes?.[i] ?? image;
-      const size: [number, number] = [target.height, target.width];
-      const up = { alignCorners: this.options.alignCorners, threads: this.options.threads };
-      const maps = await Promise.all(this.specs.map(async (spec, k) => {
-        const map = scored.maps[k].map.data.subarray(i * plane, (i + 1) * plane);
-        return { spec, name: scoreName(spec), data: (await upsample({ data: map, dims: [1, h, w] }, size, up)).data };
-      }));
-      const prediction = this.options.prediction === false && !this.segmentation ? undefined
-        : (await upsampleArgmax({ data: out.logits.subarray(i * classes * plane, (i + 1) * classes * plane), dims: [1, classes, h, w] }, size, up)).data;
-      return { image, maps, prediction };
-    }));
+    const up = { alignCorners: this.options.alignCorners, threads: this.options.threads };
+    const targets = images.map((image, i): [number, number] => [(sizes?.[i] ?? image).height, (sizes?.[i] ?? image).width]);
+    const mapsPerImage = await Promise.all(images.map((_, i) => Promise.all(this.specs.map(async (spec, k) => {
+      const map = scored.maps[k].map.data.subarray(i * plane, (i + 1) * plane);
+      return { spec, name: scoreName(spec), data: (await upsample({ data: map, dims: [1, h, w] }, targets[i], up)).data };
+    }))));
     const t4 = performance.now();
-    const segments = await Promise.all(results.map((r, i) => this.segment(r.maps, r.prediction, sizes?.[i] ?? r.image)));
+    const wantPrediction = this.options.prediction !== false || this.segmentation !== undefined;
+    const predictions = await Promise.all(images.map(async (_, i) => wantPrediction
+      ? (await upsampleArgmax({ data: out.logits.subarray(i * classes * plane, (i + 1) * classes * plane), dims: [1, classes, h, w] }, targets[i], up)).data
+      : undefined));
     const t5 = performance.now();
-    const timings: StageTimings = { decode: 0, preprocess: (t1 - t0) / n, inference: (t2 - t1) / n, scores: (t3 - t2) / n, upsample: (t4 - t3) / n, segments: (t5 - t4) / n };
+    const results = images.map((image, i) => ({ image, maps: mapsPerImage[i], prediction: predictions[i] }));
+    const segments = await Promise.all(results.map((r, i) => this.segment(r.maps, r.prediction, sizes?.[i] ?? r.image)));
+    const t6 = performance.now();
+    const timings: StageTimings = {
+      decode: 0,
+      preprocess: (t1 - t0) / n,
+      inference: (t2 - t1) / n,
+      scores: (t3 - t2) / n,
+      upsample: (t4 - t3) / n,
+      prediction: (t5 - t4) / n,
+      segments: (t6 - t5) / n,
+    };
     return results.map(({ image, maps, prediction }, i) => ({
       ...segments[i],
       source: '<decoded>',

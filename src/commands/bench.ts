@@ -42,7 +42,7 @@ export interface BenchReport {
   /** ms per image, per stage. */
   stages: Record<keyof StageTimings | 'total', StageStats>;
   imagesPerSecond: number;
-  /** (scores + upsample) / inference, in percent, from the means. */
+  /** The gradient scores' own cost, (scores + their upsampling) / inference, in percent, from the means. */
   scoringOverheadPercent: number;
 }
 
@@ -92,7 +92,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       samples.push(results[0].timings);
     }
     const elapsed = performance.now() - (measured || t0);
-    const keys: (keyof StageTimings)[] = ['decode', 'preprocess', 'inference', 'scores', 'upsample', 'segments'];
+    const keys: (keyof StageTimings)[] = ['decode', 'preprocess', 'inference', 'scores', 'upsample', 'prediction', 'segments'];
     const stages = Object.fromEntries(keys.map((k) => [k, stats(samples.map((s) => s[k]))])) as BenchReport['stages'];
     stages.total = stats(totals);
     return {
@@ -119,7 +119,7 @@ export function benchTable(r: BenchReport): string {
     ...Object.entries(r.stages).map(([k, s]) => `| ${k} | ${s.p50.toFixed(2)} | ${s.p95.toFixed(2)} | ${s.p99.toFixed(2)} | ${s.mean.toFixed(2)} |`),
     '',
     `throughput: ${r.imagesPerSecond.toFixed(2)} images/s end to end`,
-    `gradient scoring overhead (scores + upsampling) / inference: ${r.scoringOverheadPercent.toFixed(1)} %`,
+    `gradient scoring overhead (scores + their upsampling) / inference: ${r.scoringOverheadPercent.toFixed(1)} %`,
   ];
   return lines.join('\n');
 }
