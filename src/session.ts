@@ -62,7 +62,9 @@ function chooseProviders(requested: ExecutionProvider[] | undefined): { provider
 }
 
 async function createSession(bytes: Uint8Array, providers: ExecutionProvider[], threads: number | undefined, source: string): Promise<ort.InferenceSession> {
-  const options: ort.InferenceSession.SessionOptions = { executionProviders: providers };
+  // No spin-waiting of ONNX Runtime's threads after a run: the native scores run right after
+  // inference on the same cores, and spinning threads would take them.
+  const options: ort.InferenceSession.SessionOptions = { executionProviders: providers, extra: { session: { intra_op: { allow_spinning: '0' } } } };
   if (threads !== undefined) options.intraOpNumThreads = threads;
   try {
     return await ort.InferenceSession.create(bytes, options);
