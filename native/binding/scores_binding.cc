@@ -48,30 +48,19 @@ std::vector<ScoreSpec> score_specs(Napi::Env env, Napi::Value value) {
   return specs;
 }
 
-class ScoresWorker : public Worker {
+class ScoresWorker : public MapsWorker {
  public:
   ScoresWorker(Napi::Env env, ScoreInput in, std::vector<ScoreSpec> specs, Backend backend, int threads)
-      : Worker(env, "pgn.scores"), in_(in), specs_(std::move(specs)), backend_(backend), threads_(threads) {}
-
-  ScoreInput in_;
-  std::vector<ScoreSpec> specs_;
-  ScoreOutput out_;
-  Backend backend_;
-  int threads_;
-  size_t first_output_ = 0;  // index in Kept() of the first output map
-  bool prediction_ = false;
+      : MapsWorker(env, "pgn.scores"), in_(in), specs_(std::move(specs)), backend_(backend), threads_(threads) {}
 
  protected:
-  void Run() override { run_scores(backend_, in_, specs_, out_, threads_); }
+  void Run() override { run_scores(backend_, in_, specs_, ScoreOutput{map_data_, prediction_data_}, threads_); }
 
-  Napi::Value Result(Napi::Env env) override {
-    Napi::Object result = Napi::Object::New(env);
-    Napi::Array maps = Napi::Array::New(env, specs_.size());
-    for (size_t i = 0; i < specs_.size(); ++i) maps.Set(static_cast<uint32_t>(i), Kept(first_output_ + i));
-    result.Set("maps", maps);
-    result.Set("prediction", prediction_ ? Kept(first_output_ + specs_.size()) : env.Null());
-    return result;
-  }
+ private:
+  ScoreInput in_;
+  std::vector<ScoreSpec> specs_;
+  Backend backend_;
+  int threads_;
 };
 
 Napi::Value Scores(const Napi::CallbackInfo& info) {
@@ -100,28 +89,11 @@ Napi::Value Scores(const Napi::CallbackInfo& info) {
     in.channels = fd[1];
   }
 
+  const size_t count = specs.size();
   auto* worker = new ScoresWorker(env, in, std::move(specs), backend, threads);
   worker->Keep(logits);
   if (needs_features) worker->Keep(features);
-  worker->first_output_ = needs_features ? 2 : 1;
-  const size_t plane = static_cast<size_t>(ld[0] * ld[2] * ld[3]);
-  try {
-    for (size_t i = 0; i < worker->specs_.size(); ++i) {
-      auto map = new_float32(env, plane, "a score map");
-      worker->out_.maps.push_back(map.Data());
-      worker->Keep(map);
-    }
-    if (prediction) {
-      auto pred = new_int32(env, plane, "the prediction");
-      worker->out_.prediction = pred.Data();
-      worker->prediction_ = true;
-      worker->Keep(pred);
-    }
-  } catch (...) {
-    delete worker;  // never queued: nobody else will free it
-    throw;
-  }
-  return worker->Start();
+  return MapsWorker::Launch(worker, env, count, static_cast<size_t>(ld[0] * ld[2] * ld[3]), prediction);
 }
 
 }  // namespace

@@ -131,35 +131,25 @@ ActivationInfo activation_arg(Napi::Env env, Napi::Value value, int64_t channels
   throw_range(env, "activation.kind must be relu, leakyrelu, clip or prelu; got \"" + kind + "\"");
 }
 
-class SecondLayerWorker : public Worker {
+class SecondLayerWorker : public MapsWorker {
  public:
   SecondLayerWorker(Napi::Env env, SecondLayerInput in, std::vector<SecondLayerSpec> specs, Backend backend, int threads)
-      : Worker(env, "pgn.secondLayerScores"), in_(in), specs_(std::move(specs)), backend_(backend), threads_(threads) {}
-
-  SecondLayerInput in_;
-  std::vector<SecondLayerSpec> specs_;
-  SecondLayerOutput out_;
-  Backend backend_;
-  int threads_;
-  size_t first_output_ = 0;
-  bool prediction_ = false;
+      : MapsWorker(env, "pgn.secondLayerScores"), in_(in), specs_(std::move(specs)), backend_(backend), threads_(threads) {}
 
  protected:
   void Run() override {
+    const SecondLayerOutput out{map_data_, prediction_data_};
 #ifdef PGN_WITH_CUDA
-    if (backend_ == Backend::Cuda) return compute_second_layer_cuda(in_, specs_, out_);
+    if (backend_ == Backend::Cuda) return compute_second_layer_cuda(in_, specs_, out);
 #endif
-    compute_second_layer(in_, specs_, out_, threads_);
+    compute_second_layer(in_, specs_, out, threads_);
   }
 
-  Napi::Value Result(Napi::Env env) override {
-    Napi::Object result = Napi::Object::New(env);
-    Napi::Array maps = Napi::Array::New(env, specs_.size());
-    for (size_t i = 0; i < specs_.size(); ++i) maps.Set(static_cast<uint32_t>(i), Kept(first_output_ + i));
-    result.Set("maps", maps);
-    result.Set("prediction", prediction_ ? Kept(first_output_ + specs_.size()) : env.Null());
-    return result;
-  }
+ private:
+  SecondLayerInput in_;
+  std::vector<SecondLayerSpec> specs_;
+  Backend backend_;
+  int threads_;
 };
 
 std::string geometry_text(const ConvGeometry& g) {
@@ -217,30 +207,13 @@ Napi::Value SecondLayerScores(const Napi::CallbackInfo& info) {
 
   SecondLayerInput in{logits.Data(), features.Data(), input.Data(), kernel, scale, code_scale,
                       ld[0], classes, channels, ld[2], ld[3], xd[1], xd[2], xd[3], g, act};
+  const size_t count = specs.size();
   auto* worker = new SecondLayerWorker(env, in, std::move(specs), backend, threads);
   worker->Keep(logits);
   worker->Keep(features);
   worker->Keep(input);
   for (Napi::Object& o : keep) worker->Keep(o);
-  worker->first_output_ = 3 + keep.size();
-  const size_t plane = static_cast<size_t>(ld[0] * ld[2] * ld[3]);
-  try {
-    for (size_t i = 0; i < worker->specs_.size(); ++i) {
-      auto map = new_float32(env, plane, "a score map");
-      worker->out_.maps.push_back(map.Data());
-      worker->Keep(map);
-    }
-    if (prediction) {
-      auto pred = new_int32(env, plane, "the prediction");
-      worker->out_.prediction = pred.Data();
-      worker->prediction_ = true;
-      worker->Keep(pred);
-    }
-  } catch (...) {
-    delete worker;  // never queued: nobody else will free it
-    throw;
-  }
-  return worker->Start();
+  return MapsWorker::Launch(worker, env, count, static_cast<size_t>(ld[0] * ld[2] * ld[3]), prediction);
 }
 
 }  // namespace

@@ -7,10 +7,13 @@
 
 #include <napi.h>
 
+#include <cstdint>
 #include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "args.h"
 
 namespace pgn::binding {
 
@@ -31,6 +34,7 @@ class Worker : public Napi::AsyncWorker {
   virtual Napi::Value Result(Napi::Env env) = 0;
 
   Napi::Object Kept(size_t index) { return kept_[index].Value(); }
+  size_t KeptCount() const { return kept_.size(); }
 
  private:
   void Execute() final {
@@ -74,6 +78,52 @@ class Worker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   std::vector<Napi::ObjectReference> kept_;
   bool range_error_ = false;
+};
+
+// A worker whose results are score maps of `plane` floats each and optionally the int32 class map,
+// allocated on the JavaScript thread before the work is queued and returned as
+// { maps: Float32Array[], prediction: Int32Array | null }.
+class MapsWorker : public Worker {
+ public:
+  using Worker::Worker;
+
+  // Allocates the outputs and queues the work. A failed allocation deletes the worker (it was never
+  // queued, so nobody else would) and rethrows: a RangeError for the caller.
+  static Napi::Promise Launch(MapsWorker* worker, Napi::Env env, size_t maps, size_t plane, bool prediction) {
+    try {
+      worker->first_output_ = worker->KeptCount();
+      for (size_t i = 0; i < maps; ++i) {
+        auto map = new_float32(env, plane, "a score map");
+        worker->map_data_.push_back(map.Data());
+        worker->Keep(map);
+      }
+      if (prediction) {
+        auto pred = new_int32(env, plane, "the prediction");
+        worker->prediction_data_ = pred.Data();
+        worker->Keep(pred);
+      }
+    } catch (...) {
+      delete worker;
+      throw;
+    }
+    return worker->Start();
+  }
+
+ protected:
+  std::vector<float*> map_data_;
+  int32_t* prediction_data_ = nullptr;
+
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object result = Napi::Object::New(env);
+    Napi::Array maps = Napi::Array::New(env, map_data_.size());
+    for (size_t i = 0; i < map_data_.size(); ++i) maps.Set(static_cast<uint32_t>(i), Kept(first_output_ + i));
+    result.Set("maps", maps);
+    result.Set("prediction", prediction_data_ ? Kept(first_output_ + map_data_.size()) : env.Null());
+    return result;
+  }
+
+ private:
+  size_t first_output_ = 0;  // index in Kept() of the first output map
 };
 
 }  // namespace pgn::binding
