@@ -1,4 +1,7 @@
 // upsample({ input, dims: [planes, h, w], size: [H, W], alignCorners?, threads? }) → Promise<Float32Array>
+// upsampleArgmax({ logits, dims: [N, C, h, w], size: [H, W], alignCorners?, threads? }) → Promise<Int32Array>
+#include <functional>
+
 #include "../core/upsample.h"
 #include "args.h"
 #include "worker.h"
@@ -7,81 +10,68 @@ namespace pgn::binding {
 
 namespace {
 
-class UpsampleWorker : public Worker {
+// Runs one core call whose output array, pinned second after its input, is the result.
+class OutputWorker : public Worker {
  public:
-  UpsampleWorker(Napi::Env env, const float* in, std::vector<int64_t> dims, float* out, int64_t out_h, int64_t out_w,
-                 bool align_corners, int threads)
-      : Worker(env, "pgn.upsample"), in_(in), dims_(std::move(dims)), out_(out), out_h_(out_h), out_w_(out_w),
-        align_corners_(align_corners), threads_(threads) {}
+  OutputWorker(Napi::Env env, const char* name, std::function<void()> run) : Worker(env, name), run_(std::move(run)) {}
 
  protected:
-  void Run() override {
-    upsample_bilinear(in_, dims_[0], dims_[1], dims_[2], out_, out_h_, out_w_, align_corners_, threads_);
-  }
+  void Run() override { run_(); }
   Napi::Value Result(Napi::Env) override { return Kept(1); }
 
  private:
-  const float* in_;
-  std::vector<int64_t> dims_;
-  float* out_;
-  int64_t out_h_, out_w_;
-  bool align_corners_;
-  int threads_;
+  std::function<void()> run_;
 };
+
+// The arguments both calls share: the output size and the interpolation options.
+struct Resize {
+  int64_t height, width;
+  bool align_corners;
+  int threads;
+};
+
+Resize resize_args(Napi::Env env, Napi::Object opts) {
+  const std::vector<int64_t> size = dims_arg(env, required(opts, "size"), "size", 2);
+  return {size[0], size[1], bool_arg(env, opts.Get("alignCorners"), "alignCorners", false),
+          static_cast<int>(int_arg(env, opts.Get("threads"), "threads", 0, 1024, 0))};
+}
+
+Napi::Promise start(OutputWorker* worker, Napi::Object input, Napi::Object output) {
+  worker->Keep(input);
+  worker->Keep(output);
+  return worker->Start();
+}
 
 Napi::Value Upsample(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object opts = object_arg(info, 0, "upsample options");
   const std::vector<int64_t> dims = dims_arg(env, required(opts, "dims"), "dims", 3);
   auto input = float32_arg(env, required(opts, "input"), "input", element_count(env, dims, "dims"));
-  const std::vector<int64_t> size = dims_arg(env, required(opts, "size"), "size", 2);
-  const int64_t out_count = element_count(env, {dims[0], size[0], size[1]}, "output [planes, H, W]");
-  const bool align = bool_arg(env, opts.Get("alignCorners"), "alignCorners", false);
-  const int threads = static_cast<int>(int_arg(env, opts.Get("threads"), "threads", 0, 1024, 0));
-  auto output = new_float32(env, static_cast<size_t>(out_count), "the upsampled maps");
-  auto* worker = new UpsampleWorker(env, input.Data(), dims, output.Data(), size[0], size[1], align, threads);
-  worker->Keep(input);
-  worker->Keep(output);
-  return worker->Start();
+  const Resize r = resize_args(env, opts);
+  const int64_t count = element_count(env, {dims[0], r.height, r.width}, "output [planes, H, W]");
+  auto output = new_float32(env, static_cast<size_t>(count), "the upsampled maps");
+  const float* in = input.Data();
+  float* out = output.Data();
+  return start(new OutputWorker(env, "pgn.upsample", [=] {
+                 upsample_bilinear(in, dims[0], dims[1], dims[2], out, r.height, r.width, r.align_corners, r.threads);
+               }),
+               input, output);
 }
 
-class ArgmaxWorker : public Worker {
- public:
-  ArgmaxWorker(Napi::Env env, const float* logits, std::vector<int64_t> dims, int32_t* out, int64_t out_h,
-               int64_t out_w, bool align_corners, int threads)
-      : Worker(env, "pgn.upsampleArgmax"), logits_(logits), dims_(std::move(dims)), out_(out), out_h_(out_h),
-        out_w_(out_w), align_corners_(align_corners), threads_(threads) {}
-
- protected:
-  void Run() override {
-    upsample_argmax(logits_, dims_[0], dims_[1], dims_[2], dims_[3], out_, out_h_, out_w_, align_corners_, threads_);
-  }
-  Napi::Value Result(Napi::Env) override { return Kept(1); }
-
- private:
-  const float* logits_;
-  std::vector<int64_t> dims_;
-  int32_t* out_;
-  int64_t out_h_, out_w_;
-  bool align_corners_;
-  int threads_;
-};
-
-// upsampleArgmax({ logits, dims: [N, C, h, w], size: [H, W], alignCorners?, threads? }) → Promise<Int32Array>
 Napi::Value UpsampleArgmax(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object opts = object_arg(info, 0, "upsampleArgmax options");
   const std::vector<int64_t> dims = dims_arg(env, required(opts, "dims"), "dims", 4);
   auto logits = float32_arg(env, required(opts, "logits"), "logits", element_count(env, dims, "dims"));
-  const std::vector<int64_t> size = dims_arg(env, required(opts, "size"), "size", 2);
-  const int64_t out_count = element_count(env, {dims[0], size[0], size[1]}, "output [N, H, W]");
-  const bool align = bool_arg(env, opts.Get("alignCorners"), "alignCorners", false);
-  const int threads = static_cast<int>(int_arg(env, opts.Get("threads"), "threads", 0, 1024, 0));
-  auto output = new_int32(env, static_cast<size_t>(out_count), "the upsampled prediction");
-  auto* worker = new ArgmaxWorker(env, logits.Data(), dims, output.Data(), size[0], size[1], align, threads);
-  worker->Keep(logits);
-  worker->Keep(output);
-  return worker->Start();
+  const Resize r = resize_args(env, opts);
+  const int64_t count = element_count(env, {dims[0], r.height, r.width}, "output [N, H, W]");
+  auto output = new_int32(env, static_cast<size_t>(count), "the upsampled prediction");
+  const float* in = logits.Data();
+  int32_t* out = output.Data();
+  return start(new OutputWorker(env, "pgn.upsampleArgmax", [=] {
+                 upsample_argmax(in, dims[0], dims[1], dims[2], dims[3], out, r.height, r.width, r.align_corners, r.threads);
+               }),
+               logits, output);
 }
 
 }  // namespace
