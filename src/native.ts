@@ -3,6 +3,7 @@
  * binding validates again, but they translate backend availability into BackendError.
  */
 import path from 'node:path';
+import type { ImageComponents, InstanceMetricsResult, PixelMetricsResult } from './metrics';
 
 export interface NativeScoreSpec {
   kind: string;
@@ -109,21 +110,7 @@ export interface NativeAddon {
 /** Streaming pixel-metrics accumulator (native/binding/metrics_binding.cc). */
 export interface NativePixelMetrics {
   add(scores: Float32Array, labels: Uint8Array, dims: number[]): Promise<void>;
-  finish(options?: { threads?: number; curves?: boolean }): Promise<{
-    mode: 'exact' | 'binned';
-    images: number;
-    positives: number;
-    negatives: number;
-    points: number;
-    auroc: number;
-    auprc: number;
-    fpr95: number;
-    fpr95Threshold: number;
-    bestF1: number;
-    bestF1Threshold: number;
-    official?: { bestF1Threshold: number; fpr95Threshold: number };
-    curves?: { threshold: Float64Array; tpr: Float64Array; fpr: Float64Array; precision: Float64Array };
-  }>;
+  finish(options?: { threads?: number; curves?: boolean }): Promise<PixelMetricsResult>;
   readonly images: number;
   readonly pending: number;
   readonly bytes: number;
@@ -132,27 +119,8 @@ export interface NativePixelMetrics {
 
 /** Streaming component-metrics accumulator (native/binding/metrics_binding.cc). */
 export interface NativeInstanceMetrics {
-  add(scores: Float32Array, labels: Uint8Array, dims: number[]): Promise<{
-    sIoU: Float64Array;
-    gtArea: Float64Array;
-    ppv: Float64Array;
-    sIoUPred: Float64Array;
-    predArea: Float64Array;
-  }>;
-  finish(): Promise<{
-    images: number;
-    gtComponents: number;
-    predictedComponents: number;
-    sIoU: number;
-    ppv: number;
-    sIoUPred: number;
-    thresholds: number[];
-    tp: number[];
-    fn: number[];
-    fp: number[];
-    f1: number[];
-    meanF1: number;
-  }>;
+  add(scores: Float32Array, labels: Uint8Array, dims: number[]): Promise<ImageComponents>;
+  finish(): Promise<InstanceMetricsResult>;
   readonly images: number;
   readonly pending: number;
   readonly finished: boolean;
