@@ -135,4 +135,14 @@ Napi::Uint32Array new_uint32(Napi::Env env, size_t count, const char* what) {
   return allocate(env, &TypedArrayConstructors::uint32, count, 4, what).As<Napi::Uint32Array>();
 }
 
+GradientOptions gradient_options(Napi::Env env, Napi::Object obj, const std::string& where) {
+  const double p = number_arg(env, obj.Get("p"), (where + ".p").c_str());
+  if (!(p > 0 && p <= 1e6)) throw_range(env, where + ".p must be a number in (0, 1e6], got " + obj.Get("p").ToString().Utf8Value());
+  Napi::Value variant = obj.Get("variant");
+  if (variant.IsUndefined()) return {static_cast<float>(p), false};
+  const std::string v = string_arg(env, variant, (where + ".variant").c_str());
+  if (v != "exact" && v != "code") throw_range(env, where + ".variant must be \"exact\" or \"code\", got \"" + v + "\"");
+  return {static_cast<float>(p), v == "code"};
+}
+
 }  // namespace pgn::binding

@@ -37,6 +37,13 @@ double number_arg(Napi::Env env, Napi::Value value, const char* name);
 
 std::string dims_text(const std::vector<int64_t>& dims);
 
+// The options of a gradient score object: p in (0, 1e6] and variant "exact" (default) or "code".
+struct GradientOptions {
+  float p;
+  bool code_variant;
+};
+GradientOptions gradient_options(Napi::Env env, Napi::Object obj, const std::string& where);
+
 // Typed arrays handed back to JavaScript, created through the Float32Array/... constructors captured
 // when the module loads (init_typed_arrays). napi_create_arraybuffer treats a failed allocation as
 // fatal (V8's ArrayBuffer::New aborts the process); the constructors throw instead, which becomes a

@@ -27,15 +27,9 @@ ScoreSpec score_spec(Napi::Env env, Napi::Value value, uint32_t index) {
   else if (kind == "energy") spec.kind = ScoreKind::Energy;
   else throw_range(env, where + ".kind must be one of pgn-oh, pgn-uni, entropy, msp, maxlogit, energy; got \"" + kind + "\"");
   if (!is_pgn(spec.kind)) return spec;
-  const double p = number_arg(env, obj.Get("p"), (where + ".p").c_str());
-  if (!(p > 0 && p <= 1e6)) throw_range(env, where + ".p must be a number in (0, 1e6], got " + obj.Get("p").ToString().Utf8Value());
-  spec.p = static_cast<float>(p);
-  Napi::Value variant = obj.Get("variant");
-  if (!variant.IsUndefined()) {
-    const std::string v = string_arg(env, variant, (where + ".variant").c_str());
-    if (v != "exact" && v != "code") throw_range(env, where + ".variant must be \"exact\" or \"code\", got \"" + v + "\"");
-    spec.code_variant = v == "code";
-  }
+  const GradientOptions g = gradient_options(env, obj, where);
+  spec.p = g.p;
+  spec.code_variant = g.code_variant;
   return spec;
 }
 

@@ -34,15 +34,9 @@ SecondLayerSpec second_spec(Napi::Env env, Napi::Value value, uint32_t index) {
   if (kind == "pgn2-oh") spec.one_hot = true;
   else if (kind == "pgn2-uni") spec.one_hot = false;
   else throw_range(env, where + ".kind must be pgn2-oh or pgn2-uni; got \"" + kind + "\"");
-  const double p = number_arg(env, obj.Get("p"), (where + ".p").c_str());
-  if (!(p > 0 && p <= 1e6)) throw_range(env, where + ".p must be a number in (0, 1e6], got " + obj.Get("p").ToString().Utf8Value());
-  spec.p = static_cast<float>(p);
-  Napi::Value variant = obj.Get("variant");
-  if (!variant.IsUndefined()) {
-    const std::string v = string_arg(env, variant, (where + ".variant").c_str());
-    if (v != "exact" && v != "code") throw_range(env, where + ".variant must be \"exact\" or \"code\", got \"" + v + "\"");
-    spec.code_variant = v == "code";
-  }
+  const GradientOptions g = gradient_options(env, obj, where);
+  spec.p = g.p;
+  spec.code_variant = g.code_variant;
   return spec;
 }
 
