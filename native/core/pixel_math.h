@@ -97,6 +97,50 @@ PGN_HD float fast_exp(float x) {
   return tiny ? 0.0f : scaled;
 }
 
+// 2^f for |f| <= ~0.5 (Cephes exp2f's polynomial, about 1 ulp).
+PGN_HD float exp2_reduced(float f) {
+  float px = 1.535336188319500e-4f;
+  px = px * f + 1.339887440266574e-3f;
+  px = px * f + 9.618437357674640e-3f;
+  px = px * f + 5.550332471162809e-2f;
+  px = px * f + 2.402264791363012e-1f;
+  px = px * f + 6.931472028550421e-1f;
+  return 1.0f + f * px;
+}
+
+// v^p for one fixed p, without a log: v = m·2^e with m in [1, 2), so v^p = m^p · 2^(p·e), where m^p
+// is a polynomial fitted to that p (degree 8 in m − 1.5, see tile_math.h's PowerSet) and 2^(p·e) is
+// split exactly into 2^n · 2^f (p = p_hi + p_lo with p_hi·e exact in float). About twice as fast
+// as exp(p·log v) and more accurate (2–4e-7 relative for p <= 4).
+struct PowPoly {
+  float c[9];
+  float p_hi, p_lo;
+};
+
+PGN_HD float pow_poly(float v, const PowPoly& P) {
+  const bool sub = v < 1.17549435e-38f;  // subnormals: rescale by 2^23 so the exponent field is valid
+  const float vs = sub ? v * 8388608.0f : v;
+  const int32_t bits = float_to_bits(vs);
+  const float e = static_cast<float>(((bits >> 23) & 0xff) - 127) - (sub ? 23.0f : 0.0f);
+  const float u = bits_to_float((bits & 0x007fffff) | 0x3f800000) - 1.5f;
+  float q = P.c[8];
+  q = q * u + P.c[7];
+  q = q * u + P.c[6];
+  q = q * u + P.c[5];
+  q = q * u + P.c[4];
+  q = q * u + P.c[3];
+  q = q * u + P.c[2];
+  q = q * u + P.c[1];
+  q = q * u + P.c[0];
+  const float th = P.p_hi * e;
+  const float n = (th + 12582912.0f) - 12582912.0f;  // round to nearest (see fast_exp)
+  const float f = (th - n) + P.p_lo * e;
+  const bool tiny = n < -126.0f;  // below the normal range: the term is negligible, 0
+  const float nc = tiny ? -126.0f : (n > 127.0f ? 127.0f : n);
+  const float r = q * exp2_reduced(f) * bits_to_float((static_cast<int32_t>(nc) + 127) << 23);
+  return v > 0.0f && !tiny ? r : 0.0f;
+}
+
 // How a p-norm's terms |v|^p are formed: exact special cases for the common p, exp(p·log v) else.
 enum class PowKind : int { One, Two, Half, General };
 

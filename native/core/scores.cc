@@ -67,9 +67,7 @@ PGN_INLINE void feature_sums(const float* phi, int64_t plane, int64_t channels, 
       flag |= non_finite(pf[i]);
       t.x[i] = fabsf(pf[i]);
     }
-    if (set.needs_log)
-      for (int64_t i = 0; i < len; ++i) t.log_x[i] = fast_log(t.x[i]);
-    add_powers(set, t.x, t.log_x, len, t.feature_acc.data(), kTile, t.terms.data());
+    add_powers_of(set, t.x, t.log_x, len, t.feature_acc.data(), kTile, t.terms.data());
   }
   bad = bad || flag;
 }
@@ -89,9 +87,9 @@ PGN_INLINE void label_sums(const float* z, int64_t plane, int64_t classes, int64
       t.x[i] = form == LabelForm::UniformExact ? fabsf(v - inv_c) : (is_one_hot(form) && t.argmax[i] == c ? 0.0f : v);
       t.log_x[i] = log_v;
     }
-    if (form == LabelForm::UniformExact && set.needs_log)
-      for (int64_t i = 0; i < len; ++i) t.log_x[i] = fast_log(t.x[i]);
-    add_powers(set, t.x, t.log_x, len, acc, kTile, t.terms.data());
+    // |s_c − 1/C| has no known log; the other forms' values come with exact ones.
+    if (form == LabelForm::UniformExact) add_powers_of(set, t.x, t.log_x, len, acc, kTile, t.terms.data());
+    else add_powers(set, t.x, t.log_x, len, acc, kTile, t.terms.data());
   }
 }
 

@@ -56,9 +56,7 @@ PGN_INLINE void row_body(const Plan& plan, RowScratch& s, int64_t n, int64_t y, 
       flag |= non_finite(row[x]);
       s.v[x] = fabsf(row[x]);
     }
-    if (plan.patch.needs_log)
-      for (int64_t x = 0; x < W; ++x) s.log_v[x] = fast_log(s.v[x]);
-    add_powers(plan.patch, s.v.data(), s.log_v.data(), W, s.acc.data(), W, s.terms.data());
+    add_powers_of(plan.patch, s.v.data(), s.log_v.data(), W, s.acc.data(), W, s.terms.data());
   }
   bad = bad || flag;
   // strided prefix sums along the row, then one window sum per output column
@@ -172,9 +170,7 @@ PGN_INLINE void tile_body(const Plan& plan, Tile& t, int64_t n, int64_t start, i
         default: form_values<kUniCode>(t, len, k_mean, scale, code_uni, t.v); break;
       }
       const PowerSet& e = plan.channel[form];
-      if (e.needs_log)
-        for (int64_t i = 0; i < len; ++i) t.log_v[i] = fast_log(t.v[i]);
-      add_powers(e, t.v, t.log_v, len, t.acc[form].data(), kTile, t.terms.data());
+      add_powers_of(e, t.v, t.log_v, len, t.acc[form].data(), kTile, t.terms.data());
     }
   }
   bad = bad || flag;

@@ -24,14 +24,18 @@
 namespace pgn {
 
 // A set of exponents p whose sums Σ|v|^p are accumulated together over a stream of values v.
-// Each general p is computed as exp(p·log v) once per value, except where it is an integer
-// multiple (2..4) of a smaller p of the set: then v^p = (v^base)^k by multiplication, so the
-// paper's {0.1, 0.3, 0.5, 1, 2} costs one log and one exp per value, not two of each.
+// A general p is computed once per value, by its fitted polynomial (pow_poly, p <= 4) or as
+// exp(p·log v), except where it is an integer multiple (2..4) of a smaller p of the set: then
+// v^p = (v^base)^k by multiplication, so the paper's {0.1, 0.3, 0.5, 1, 2} costs one pow_poly per
+// value.
 struct PowerSet {
   std::vector<float> p;
   std::vector<PowKind> kind;
   std::vector<int> base;  // index of the p this one is a multiple of, or -1
   std::vector<int> mult;  // that multiple
+  std::vector<PowPoly> poly;  // per exponent: its polynomial, when it is a general base with p <= 4
+  std::vector<bool> has_poly;
+  // Some general base has no polynomial (p > 4): values whose log is unknown need one computed.
   bool needs_log = false;
 
   int index_of(float value) const {
@@ -50,6 +54,7 @@ struct PowerSet {
   void plan() {
     std::sort(p.begin(), p.end());
     kind.clear(), base.assign(p.size(), -1), mult.assign(p.size(), 1);
+    poly.assign(p.size(), PowPoly{}), has_poly.assign(p.size(), false);
     needs_log = false;
     for (size_t j = 0; j < p.size(); ++j) {
       kind.push_back(pow_kind(p[j]));
@@ -59,8 +64,40 @@ struct PowerSet {
         if (kind[i] == PowKind::General && base[i] < 0 && k >= 2 && k <= 4 && std::fabs(p[j] - k * p[i]) <= 1e-6f * p[j])
           base[j] = static_cast<int>(i), mult[j] = static_cast<int>(k);
       }
-      needs_log = needs_log || base[j] < 0;
+      if (base[j] >= 0) continue;
+      has_poly[j] = p[j] <= 4.0f;
+      if (has_poly[j]) poly[j] = fit_pow_poly(p[j]);
+      needs_log = needs_log || !has_poly[j];
     }
+  }
+
+  // m^p on [1, 2) interpolated at the 9 Chebyshev nodes (near-minimax; 2–4e-7 relative for p <= 4),
+  // as a polynomial in u = m − 1.5, and p split so that p_hi·e is exact for every float exponent e.
+  static PowPoly fit_pow_poly(float p) {
+    constexpr int n = 9;
+    double a[n][n + 1];
+    for (int k = 0; k < n; ++k) {
+      const double m = 1.5 + 0.5 * std::cos((2 * k + 1) * 3.14159265358979323846 / (2 * n));
+      double power = 1.0;
+      for (int j = 0; j < n; ++j) a[k][j] = power, power *= m - 1.5;
+      a[k][n] = std::pow(m, static_cast<double>(p));
+    }
+    for (int col = 0; col < n; ++col) {  // Gauss–Jordan with partial pivoting, in double
+      int pivot = col;
+      for (int r = col + 1; r < n; ++r)
+        if (std::fabs(a[r][col]) > std::fabs(a[pivot][col])) pivot = r;
+      for (int j = 0; j <= n; ++j) std::swap(a[col][j], a[pivot][j]);
+      for (int r = 0; r < n; ++r) {
+        if (r == col) continue;
+        const double f = a[r][col] / a[col][col];
+        for (int j = col; j <= n; ++j) a[r][j] -= f * a[col][j];
+      }
+    }
+    PowPoly poly{};
+    for (int j = 0; j < n; ++j) poly.c[j] = static_cast<float>(a[j][n] / a[j][j]);
+    poly.p_hi = bits_to_float(float_to_bits(p) & ~0xfff);  // 12 significant bits: p_hi·e exact
+    poly.p_lo = p - poly.p_hi;
+    return poly;
   }
 };
 
@@ -69,8 +106,10 @@ PGN_INLINE float int_power(float v, int k) {
   return k == 2 ? v2 : k == 3 ? v2 * v : v2 * v2;
 }
 
-// acc[k·stride + i] += v_i^p_k for i < len, v already >= 0 (log_v its log where the set needs it);
-// terms (rows of `stride`) keeps each general exponent's values for the multiples formed from them.
+// acc[k·stride + i] += v_i^p_k for i < len, v already >= 0. log_v: the values' logs when they are
+// known exactly (general exponents then cost one exp), or nullptr (their polynomials are used; the
+// set must not need a log then: see add_powers_of). terms (rows of `stride`) keeps each general
+// exponent's values for the multiples formed from them.
 template <typename Acc>
 PGN_INLINE void add_powers(const PowerSet& e, const float* v, const float* log_v, int64_t len, Acc* acc, int64_t stride,
                            float* terms) {
@@ -89,7 +128,13 @@ PGN_INLINE void add_powers(const PowerSet& e, const float* v, const float* log_v
         for (int64_t i = 0; i < len; ++i) a[i] += sqrtf(v[i]);
         break;
       case PowKind::General:
-        if (e.base[k] < 0) {
+        if (e.base[k] < 0 && log_v == nullptr) {
+          const PowPoly poly = e.poly[k];  // a copy: stores to term/a cannot alias it, so it stays in registers
+          for (int64_t i = 0; i < len; ++i) {
+            term[i] = pow_poly(v[i], poly);
+            a[i] += term[i];
+          }
+        } else if (e.base[k] < 0) {
           for (int64_t i = 0; i < len; ++i) {
             term[i] = v[i] > 0.0f ? fast_exp(p * log_v[i]) : 0.0f;
             a[i] += term[i];
@@ -105,6 +150,16 @@ PGN_INLINE void add_powers(const PowerSet& e, const float* v, const float* log_v
         break;
     }
   }
+}
+
+// add_powers for values whose logs are unknown: by the polynomials, or with logs computed into
+// log_scratch when some exponent has none.
+template <typename Acc>
+PGN_INLINE void add_powers_of(const PowerSet& e, const float* v, float* log_scratch, int64_t len, Acc* acc,
+                              int64_t stride, float* terms) {
+  if (!e.needs_log) return add_powers(e, v, static_cast<const float*>(nullptr), len, acc, stride, terms);
+  for (int64_t i = 0; i < len; ++i) log_scratch[i] = fast_log(v[i]);
+  add_powers(e, v, log_scratch, len, acc, stride, terms);
 }
 
 // Softmax statistics (pixel_math.h's SoftmaxStats, as arrays) of a tile of `len` pixels of logits z
