@@ -9,7 +9,6 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { DatasetError, ImageError, ModelCardError, ModelError, OutputError, PgnError } from '../src/errors';
 import { evaluate } from '../src/evaluate';
@@ -20,6 +19,7 @@ import { Scorer } from '../src/scorer';
 import { computeScores, upsample } from '../src/scores';
 import { findSegments } from '../src/segments';
 import { buildSegModel, GraphBuilder } from './helpers/onnx-builder';
+import { pngClaiming } from './helpers/png';
 
 const cli = path.join(__dirname, '..', 'dist', 'cli.js');
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'pgn-bad-input-'));
@@ -83,34 +83,6 @@ function modelDir(name: string, bytes: Uint8Array | string, c: ModelCard | null 
 }
 
 const goodModel = modelDir('good', buildSegModel().bytes);
-
-function crc32(bytes: Uint8Array): number {
-  let crc = 0xffffffff;
-  for (const b of bytes) {
-    crc ^= b;
-    for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0xedb88320 : crc >>> 1;
-  }
-  return (crc ^ 0xffffffff) >>> 0;
-}
-
-function pngChunk(type: string, body: Buffer): Buffer {
-  const typed = Buffer.concat([Buffer.from(type, 'ascii'), body]);
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(body.length);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(typed));
-  return Buffer.concat([len, typed, crc]);
-}
-
-/** A well-formed PNG (valid IHDR CRC) whose header claims width × height RGB pixels. */
-function pngClaiming(width: number, height: number): Buffer {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8);
-  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return Buffer.concat([signature, pngChunk('IHDR', ihdr), pngChunk('IDAT', deflateSync(Buffer.alloc(16))), pngChunk('IEND', Buffer.alloc(0))]);
-}
 
 function pixels(width: number, height: number, channels: number): Buffer {
   return Buffer.from(Array.from({ length: width * height * channels }, (_, i) => (i * 37) % 256));

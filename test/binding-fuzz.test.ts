@@ -5,6 +5,7 @@
 import { native } from '../src/native';
 import { rng } from './helpers/reference';
 import { expectRejection, expectThrow } from './helpers/errors';
+import { settle } from './helpers/fuzz';
 
 const ITERATIONS = Number(process.env.PGN_FUZZ_ITERATIONS ?? 1500);
 
@@ -47,19 +48,6 @@ function mutatedScoresArgs(r: () => number): Record<string, unknown> {
   const count = 1 + Math.floor(r() * 3);
   for (let i = 0; i < count; i++) args[keys[Math.floor(r() * keys.length)]] = randomValue(r);
   return args;
-}
-
-async function settle(fn: () => unknown): Promise<string> {
-  try {
-    const out = fn();
-    if (out && typeof (out as Promise<unknown>).then === 'function') await out;
-    return 'ok';
-  } catch (err) {
-    const name = (err as Error).name;
-    if (!['TypeError', 'RangeError', 'Error'].includes(name)) throw new Error(`unexpected ${name}: ${(err as Error).message}`);
-    expect((err as Error).message.length).toBeGreaterThan(5);
-    return name;
-  }
 }
 
 describe('binding fuzz', () => {

@@ -9,6 +9,7 @@ import { native, type NativeComponentsOptions, type NativeComponentsResult } fro
 import { rng } from './helpers/reference';
 import { expectThrow } from './helpers/errors';
 import { partitionDifference, referenceSegments, type RefSegment } from './helpers/flood-fill';
+import { settle } from './helpers/fuzz';
 
 type Rand = () => number;
 
@@ -405,19 +406,6 @@ function mutatedArgs(r: Rand): Record<string, unknown> {
   const count = 1 + Math.floor(r() * 3);
   for (let i = 0; i < count; i++) args[keys[Math.floor(r() * keys.length)]] = randomValue(r);
   return args;
-}
-
-async function settle(fn: () => unknown): Promise<string> {
-  try {
-    const out = fn();
-    if (out && typeof (out as Promise<unknown>).then === 'function') await out;
-    return 'ok';
-  } catch (err) {
-    const name = (err as Error).name;
-    if (!['TypeError', 'RangeError', 'Error'].includes(name)) throw new Error(`unexpected ${name}: ${(err as Error).message}`);
-    expect((err as Error).message.length).toBeGreaterThan(5);
-    return name;
-  }
 }
 
 describe('components fuzz', () => {

@@ -2,10 +2,10 @@ import sharp from 'sharp';
 import { promises as fs } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { deflateSync } from 'zlib';
 import { ImageError } from '../src/errors';
 import { ModelCardInput } from '../src/model-card';
 import { decodeImage, DecodedImage, toTensor } from '../src/preprocess';
+import { pngClaiming } from './helpers/png';
 
 /** width × height RGB bytes, each pixel distinct. */
 function gradient(width: number, height: number): Buffer {
@@ -19,35 +19,6 @@ async function expectImageError(promise: Promise<unknown>, message: RegExp): Pro
   const err = await promise.then(() => null, (e: unknown) => e);
   expect(err).toBeInstanceOf(ImageError);
   expect((err as Error).message).toMatch(message);
-}
-
-function crc32(bytes: Uint8Array): number {
-  let crc = 0xffffffff;
-  for (const b of bytes) {
-    crc ^= b;
-    for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0xedb88320 : crc >>> 1;
-  }
-  return (crc ^ 0xffffffff) >>> 0;
-}
-
-function pngChunk(type: string, body: Buffer): Buffer {
-  const typed = Buffer.concat([Buffer.from(type, 'ascii'), body]);
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(body.length);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(typed));
-  return Buffer.concat([len, typed, crc]);
-}
-
-/** A PNG whose header claims width × height RGB pixels, followed by a few bytes of pixel data. */
-function pngHeaderClaiming(width: number, height: number): Buffer {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8); // 8 bits, truecolour, deflate, no filter, no interlace
-  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  const idat = pngChunk('IDAT', deflateSync(Buffer.alloc(16)));
-  return Buffer.concat([signature, pngChunk('IHDR', ihdr), idat, pngChunk('IEND', Buffer.alloc(0))]);
 }
 
 describe('decodeImage', () => {
@@ -121,7 +92,7 @@ describe('decodeImage', () => {
   });
 
   test('a header claiming 100000x100000 pixels is refused before decoding', async () => {
-    const bomb = pngHeaderClaiming(100000, 100000);
+    const bomb = pngClaiming(100000, 100000);
     expect((await sharp(bomb, { limitInputPixels: false }).metadata()).width).toBe(100000); // a well-formed header
     await expectImageError(decodeImage(bomb), /^<buffer>: image claims 100000x100000 = 10000000000 pixels, more than the limit of 268402689; not decoded$/);
   });
