@@ -56,3 +56,7 @@ test('pgn score with a score the card recommends no threshold for still scores, 
   expect(line.segments).toBeUndefined();
   expect(stderr).toMatch(/no segments: the model card recommends no threshold for entropy/);
 });
+
+test('the pgn bin stays executable after the build that precedes the tests (npx pgn works after npm test)', () => {
+  expect(fs.statSync(path.join(root, 'dist', 'cli.js')).mode & 0o111).not.toBe(0);
+});
