@@ -5,9 +5,11 @@
       "sources": [
         "native/core/components.cc",
         "native/core/components_grid.cc",
+        "native/core/cpu_isa.cc",
         "native/core/instance_metrics.cc",
         "native/core/parallel.cc",
         "native/core/pixel_metrics.cc",
+        "native/core/power_sums_avx512.cc",
         "native/core/scores.cc",
         "native/core/second_layer.cc",
         "native/core/upsample.cc",

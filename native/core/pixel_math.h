@@ -218,10 +218,14 @@ PGN_HD bool is_one_hot(LabelForm form) { return form == LabelForm::OneHotExact |
 // log S_other, or 0 when every other class underflowed (then r = 0 and the factor is 0).
 PGN_HD float log_sum_other(const SoftmaxStats& st) { return st.sum_other > 0.0f ? fast_log(st.sum_other) : 0.0f; }
 
-// log of the per-class value a form raises to p, from d = z_c − m: log q_c (one-hot) or log s_c.
-PGN_HD float label_log(LabelForm form, float d, const SoftmaxStats& st) {
-  return is_one_hot(form) ? d - log_sum_other(st) : d - log_sum(st);
+// The per-pixel offset of label_log: log S_other (one-hot forms) or log S. One log per pixel, so
+// passes over the classes compute it once.
+PGN_HD float label_log_offset(LabelForm form, const SoftmaxStats& st) {
+  return is_one_hot(form) ? log_sum_other(st) : log_sum(st);
 }
+
+// log of the per-class value a form raises to p, from d = z_c − m: log q_c (one-hot) or log s_c.
+PGN_HD float label_log(LabelForm form, float d, const SoftmaxStats& st) { return d - label_log_offset(form, st); }
 
 // Σ-term of class c, given v = e^{label_log} and its log.
 PGN_HD float label_term(LabelForm form, float v, float log_v, bool is_argmax, float inv_c, PowKind kind, float p) {
@@ -236,16 +240,22 @@ PGN_HD float label_term(LabelForm form, float v, float log_v, bool is_argmax, fl
   }
 }
 
-// The label factor from the summed terms: adds the ĉ term (q-relative: 1) of the exact one-hot
-// label and applies the form's scale.
+// What a form adds to the summed class terms before the root: the ĉ term (q-relative: 1) of the
+// exact one-hot label.
+PGN_HD float label_sum_extra(LabelForm form) { return form == LabelForm::OneHotExact ? 1.0f : 0.0f; }
+
+// The factor a form's root is scaled by: r = 1 − s_ĉ for the q-relative one-hot forms, (C−1)/C for
+// the authors' uniform form.
+PGN_HD float label_scale(LabelForm form, const SoftmaxStats& st, int64_t classes) {
+  return is_one_hot(form) ? st.sum_other / st.sum
+         : form == LabelForm::UniformExact ? 1.0f
+                                           : static_cast<float>(classes - 1) / static_cast<float>(classes);
+}
+
+// The label factor from the summed terms.
 PGN_HD float label_norm_finish(LabelForm form, float sum, const SoftmaxStats& st, int64_t classes, PowKind kind,
                                float p) {
-  switch (form) {
-    case LabelForm::OneHotExact: return st.sum_other / st.sum * finish_norm(sum + 1.0f, kind, p);
-    case LabelForm::OneHotCode: return st.sum_other / st.sum * finish_norm(sum, kind, p);
-    case LabelForm::UniformExact: return finish_norm(sum, kind, p);
-    default: return static_cast<float>(classes - 1) / static_cast<float>(classes) * finish_norm(sum, kind, p);
-  }
+  return label_scale(form, st, classes) * finish_norm(sum + label_sum_extra(form), kind, p);
 }
 
 }  // namespace pgn

@@ -5,7 +5,9 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "cpu_isa.h"
 #include "parallel.h"
+#include "power_sums_avx512.h"
 #include "tile_math.h"
 
 namespace pgn {
@@ -23,6 +25,8 @@ struct Plan {
   const std::vector<ScoreSpec>& specs;
   const ScoreOutput& out;
   PowerSet features, one_hot, uniform_exact, uniform_code;
+  FlatPowerSet flat_features;  // for the AVX-512 kernel
+  bool features_flat = false;
 
   PowerSet& label_set(LabelForm form) {
     switch (form) {
@@ -38,7 +42,7 @@ struct Plan {
 struct Tile {
   float max_logit[kTile], sum[kTile], sum_other[kTile], ez[kTile];
   int32_t argmax[kTile];
-  float x[kTile], log_x[kTile];
+  float x[kTile], log_x[kTile], log_offset[kTile];
   std::vector<float> terms;  // one row per exponent: the current value's v^p, for derived exponents
   // Σ v^p per exponent (rows of kTile) for the features and each label family.
   std::vector<float> feature_acc, one_hot_acc, uniform_exact_acc, uniform_code_acc;
@@ -78,11 +82,12 @@ PGN_INLINE void label_sums(const float* z, int64_t plane, int64_t classes, int64
                            const PowerSet& set, Tile& t) {
   const float inv_c = 1.0f / static_cast<float>(classes);
   float* acc = t.label_acc(form).data();
+  for (int64_t i = 0; i < len; ++i)
+    t.log_offset[i] = label_log_offset(form, SoftmaxStats{t.max_logit[i], t.argmax[i], t.sum[i], t.sum_other[i], t.ez[i]});
   for (int64_t c = 0; c < classes; ++c) {
     const float* zc = z + c * plane;
     for (int64_t i = 0; i < len; ++i) {
-      const SoftmaxStats st{t.max_logit[i], t.argmax[i], t.sum[i], t.sum_other[i], t.ez[i]};
-      const float log_v = label_log(form, zc[i] - t.max_logit[i], st);
+      const float log_v = zc[i] - t.max_logit[i] - t.log_offset[i];
       const float v = fast_exp(log_v);
       t.x[i] = form == LabelForm::UniformExact ? fabsf(v - inv_c) : (is_one_hot(form) && t.argmax[i] == c ? 0.0f : v);
       t.log_x[i] = log_v;
@@ -98,11 +103,14 @@ PGN_INLINE void pgn_score(const Plan& plan, const ScoreSpec& spec, int64_t len, 
   const PowerSet& labels = const_cast<Plan&>(plan).label_set(form);
   const float* label_acc = t.label_acc(form).data() + labels.index_of(spec.p) * kTile;
   const float* feature_acc = t.feature_acc.data() + plan.features.index_of(spec.p) * kTile;
-  const PowKind kind = pow_kind(spec.p);
   const int64_t classes = plan.in.classes;
+  float* label_norm = t.x;
+  float* feature_norm = t.log_x;
+  finish_norms(label_acc, label_sum_extra(form), len, spec.p, label_norm);
+  finish_norms(feature_acc, 0.0f, len, spec.p, feature_norm);
   for (int64_t i = 0; i < len; ++i) {
     const SoftmaxStats st{t.max_logit[i], t.argmax[i], t.sum[i], t.sum_other[i], t.ez[i]};
-    dst[i] = label_norm_finish(form, label_acc[i], st, classes, kind, spec.p) * finish_norm(feature_acc[i], kind, spec.p);
+    dst[i] = label_scale(form, st, classes) * label_norm[i] * feature_norm[i];
   }
 }
 
@@ -122,6 +130,7 @@ PGN_INLINE void baseline_scores(ScoreKind kind, int64_t len, const Tile& t, floa
 
 PGN_INLINE void zero(std::vector<float>& v) { std::fill(v.begin(), v.end(), 0.0f); }
 
+template <CpuIsa kIsa>
 PGN_INLINE void score_tile_body(Plan& plan, Tile& t, int64_t n, int64_t start, int64_t len, bool& bad) {
   const ScoreInput& in = plan.in;
   const int64_t plane = in.height * in.width;
@@ -134,8 +143,13 @@ PGN_INLINE void score_tile_body(Plan& plan, Tile& t, int64_t n, int64_t start, i
     label_sums(z, plane, in.classes, len, form, set, t);
   }
   if (!plan.features.p.empty()) {
-    zero(t.feature_acc);
-    feature_sums(in.features + n * in.channels * plane + start, plane, in.channels, len, plan.features, t, bad);
+    const float* phi = in.features + n * in.channels * plane + start;
+    if (kIsa == CpuIsa::Avx512 && plan.features_flat) {
+      bad = !channel_power_sums_avx512(phi, plane, in.channels, len, plan.flat_features, t.feature_acc.data(), kTile) || bad;
+    } else {
+      zero(t.feature_acc);
+      feature_sums(phi, plane, in.channels, len, plan.features, t, bad);
+    }
   }
   const int64_t base = n * plane + start;
   for (size_t s = 0; s < plan.specs.size(); ++s) {
@@ -150,20 +164,28 @@ PGN_INLINE void score_tile_body(Plan& plan, Tile& t, int64_t n, int64_t start, i
 using TileFunction = void (*)(Plan&, Tile&, int64_t, int64_t, int64_t, bool&);
 
 void score_tile_baseline(Plan& plan, Tile& t, int64_t n, int64_t start, int64_t len, bool& bad) {
-  score_tile_body(plan, t, n, start, len, bad);
+  score_tile_body<CpuIsa::Baseline>(plan, t, n, start, len, bad);
 }
 
 #ifdef PGN_X86_DISPATCH
 __attribute__((target("avx2,fma"))) void score_tile_avx2(Plan& plan, Tile& t, int64_t n, int64_t start, int64_t len,
                                                           bool& bad) {
-  score_tile_body(plan, t, n, start, len, bad);
+  score_tile_body<CpuIsa::Avx2>(plan, t, n, start, len, bad);
+}
+
+// The loops around the AVX-512 kernel (softmax, labels) vectorized at the full 512-bit width.
+__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,prefer-vector-width=512"))) void score_tile_avx512(
+    Plan& plan, Tile& t, int64_t n, int64_t start, int64_t len, bool& bad) {
+  score_tile_body<CpuIsa::Avx512>(plan, t, n, start, len, bad);
 }
 #endif
 
-TileFunction select_tile_function() {
+TileFunction tile_function(CpuIsa isa) {
 #ifdef PGN_X86_DISPATCH
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return score_tile_avx2;
+  if (isa == CpuIsa::Avx512) return score_tile_avx512;
+  if (isa == CpuIsa::Avx2) return score_tile_avx2;
 #endif
+  (void)isa;
   return score_tile_baseline;
 }
 
@@ -188,7 +210,7 @@ LabelForm label_form(const ScoreSpec& spec) {
 
 void compute_scores(const ScoreInput& in, const std::vector<ScoreSpec>& specs, const ScoreOutput& out, int threads) {
   check_arguments(in, specs, out);
-  Plan plan{in, specs, out, {}, {}, {}, {}};
+  Plan plan{in, specs, out, {}, {}, {}, {}, {}, false};
   for (const ScoreSpec& s : specs) {
     if (!is_pgn(s.kind)) continue;
     plan.features.add(s.p);
@@ -199,10 +221,11 @@ void compute_scores(const ScoreInput& in, const std::vector<ScoreSpec>& specs, c
     set->plan();
     most = std::max(most, set->p.size());
   }
+  plan.features_flat = flatten(plan.features, plan.flat_features);
 
   const int64_t plane = in.height * in.width;
   const int64_t tiles_per_image = (plane + kTile - 1) / kTile;
-  static const TileFunction score_tile = select_tile_function();
+  const TileFunction score_tile = tile_function(active_cpu_isa());
   bool any_bad = false;
   std::mutex bad_mutex;
   parallel_for(in.batch * tiles_per_image, threads, [&](int64_t begin, int64_t end) {

@@ -180,13 +180,14 @@ PGN_INLINE void tile_body(const Plan& plan, Tile& t, int64_t n, int64_t start, i
     const SecondLayerSpec& spec = plan.specs[s];
     const int form = second_layer_form(spec);
     const float cp = spec.code_variant ? 0.5f : spec.p;
-    const PowKind ck = pow_kind(cp), pk = pow_kind(spec.p);
     const float* chan = t.acc[form].data() + plan.channel[form].index_of(cp) * kTile;
     const float* patch = plan.patch_sums.data() + (n * P + plan.patch.index_of(spec.p)) * plane + start;
     float* dst = plan.out.maps[s] + base;
+    finish_norms(chan, 0.0f, len, cp, t.v);
+    finish_norms(patch, 0.0f, len, spec.p, t.log_v);
     for (int64_t i = 0; i < len; ++i) {
       const SoftmaxStats st{t.max_logit[i], t.argmax[i], t.sum[i], t.sum_other[i], t.ez[i]};
-      dst[i] = second_form_outer(form, st) * finish_norm(chan[i], ck, cp) * finish_norm(patch[i], pk, spec.p);
+      dst[i] = second_form_outer(form, st) * t.v[i] * t.log_v[i];
     }
   }
   if (plan.out.prediction) std::copy(t.argmax, t.argmax + len, plan.out.prediction + base);

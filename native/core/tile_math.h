@@ -101,6 +101,28 @@ struct PowerSet {
   }
 };
 
+// A planned PowerSet as plain data, for the hand-vectorized kernels (power_sums_avx512.h), which
+// take no std containers: they are compiled for another target than the code around them.
+struct FlatPowerSet {
+  static constexpr int kMax = 8;
+  int count = 0;
+  PowKind kind[kMax];
+  int base[kMax];  // for a multiple: the index of its base, always lower than its own
+  int mult[kMax];
+  PowPoly poly[kMax];
+};
+
+// The flat form of a planned set, or false when it does not fit one: more than kMax exponents, or
+// a general exponent with no polynomial (p > 4).
+inline bool flatten(const PowerSet& set, FlatPowerSet& out) {
+  if (set.needs_log || set.size() > static_cast<size_t>(FlatPowerSet::kMax)) return false;
+  out.count = static_cast<int>(set.size());
+  for (int k = 0; k < out.count; ++k) {
+    out.kind[k] = set.kind[k], out.base[k] = set.base[k], out.mult[k] = set.mult[k], out.poly[k] = set.poly[k];
+  }
+  return true;
+}
+
 PGN_INLINE float int_power(float v, int k) {
   const float v2 = v * v;
   return k == 2 ? v2 : k == 3 ? v2 * v : v2 * v2;
@@ -160,6 +182,22 @@ PGN_INLINE void add_powers_of(const PowerSet& e, const float* v, float* log_scra
   if (!e.needs_log) return add_powers(e, v, static_cast<const float*>(nullptr), len, acc, stride, terms);
   for (int64_t i = 0; i < len; ++i) log_scratch[i] = fast_log(v[i]);
   add_powers(e, v, log_scratch, len, acc, stride, terms);
+}
+
+// out[i] = (sum[i] + extra)^(1/p) for i < len: finish_norm with the exponent's kind fixed outside
+// the loop, so that the loop vectorizes.
+template <PowKind kKind>
+PGN_INLINE void finish_norms_of(const float* sum, float extra, int64_t len, float p, float* out) {
+  for (int64_t i = 0; i < len; ++i) out[i] = finish_norm(sum[i] + extra, kKind, p);
+}
+
+PGN_INLINE void finish_norms(const float* sum, float extra, int64_t len, float p, float* out) {
+  switch (pow_kind(p)) {
+    case PowKind::One: return finish_norms_of<PowKind::One>(sum, extra, len, p, out);
+    case PowKind::Two: return finish_norms_of<PowKind::Two>(sum, extra, len, p, out);
+    case PowKind::Half: return finish_norms_of<PowKind::Half>(sum, extra, len, p, out);
+    default: return finish_norms_of<PowKind::General>(sum, extra, len, p, out);
+  }
 }
 
 // Softmax statistics (pixel_math.h's SoftmaxStats, as arrays) of a tile of `len` pixels of logits z
