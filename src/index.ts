@@ -13,7 +13,10 @@ export {
   computeSecondLayerScores,
   upsample,
   backends,
+  cpuIsa,
+  limitCpuIsa,
 } from './scores';
+export type { CpuIsa } from './native';
 export type { ScoreKind, ScoreSpec, Backend, Tensor, MapStack, ScoreOptions, ScoreResult, UpsampleOptions } from './scores';
 export { sameConv, convOutputSize, parseActivation } from './second-layer';
 export type { ActivationInfo, ConvGeometry, SecondLayerInfo, SecondLayerInputs } from './second-layer';

@@ -5,6 +5,9 @@
 import path from 'node:path';
 import type { ImageComponents, InstanceMetricsResult, PixelMetricsResult } from './metrics';
 
+/** x86 instruction-set levels of the CPU passes (native/core/cpu_isa.h); 'baseline' elsewhere. */
+export type CpuIsa = 'baseline' | 'avx2' | 'avx512';
+
 export interface NativeScoreSpec {
   kind: string;
   p?: number;
@@ -65,6 +68,8 @@ export interface NativeAddon {
   readonly cudaCompiled: boolean;
   readonly defaultThreads: number;
   cudaDeviceCount(): number;
+  cpuIsa(): { active: CpuIsa; detected: CpuIsa };
+  limitCpuIsa(isa: string): void;
   components(options: NativeComponentsOptions): Promise<NativeComponentsResult>;
   /** The CUDA labeling's steps run sequentially on the CPU (tests): same results as components(). */
   componentsGridEmulation(options: NativeComponentsOptions & { blockDims?: number[]; shuffleSeed?: number }): Promise<NativeComponentsResult>;

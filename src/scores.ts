@@ -5,7 +5,7 @@
 // util.types checks work across realms (vm contexts, Jest), where instanceof does not.
 import { types } from 'node:util';
 import { BackendError } from './errors';
-import { native } from './native';
+import { native, type CpuIsa } from './native';
 import { checkSecondLayerInputs, SecondLayerInputs, secondLayerNative } from './second-layer';
 
 export const SCORE_KINDS = ['pgn-oh', 'pgn-uni', 'entropy', 'msp', 'maxlogit', 'energy', 'pgn2-oh', 'pgn2-uni'] as const;
@@ -217,6 +217,22 @@ export async function upsampleArgmax(logits: Tensor, size: [number, number], opt
   if (!Array.isArray(size)) throw new TypeError('size must be [height, width]');
   const data = await native.upsampleArgmax({ logits: logits.data, dims: logits.dims, size, alignCorners: options.alignCorners, threads: options.threads });
   return { data, dims: [logits.dims[0], size[0], size[1]] };
+}
+
+/**
+ * The instruction-set level the CPU scores run with (`active`) and the best this CPU supports
+ * (`detected`): 'avx512', 'avx2' or 'baseline'.
+ */
+export function cpuIsa(): { active: CpuIsa; detected: CpuIsa } {
+  return native.cpuIsa();
+}
+
+/**
+ * Caps the CPU level for every later call in this process, to compare the paths (npm run bench) or
+ * test them. A cap above the detected level leaves the detected one; 'avx512' lifts the cap.
+ */
+export function limitCpuIsa(max: CpuIsa): void {
+  native.limitCpuIsa(max);
 }
 
 /** Which backends this build and machine can run. */

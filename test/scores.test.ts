@@ -1,4 +1,5 @@
-import { computeScores, parseScore, scoreName, scoreLabel, ScoreSpec } from '../src/scores';
+import { computeScores, cpuIsa, limitCpuIsa, parseScore, scoreName, scoreLabel, ScoreSpec } from '../src/scores';
+import type { CpuIsa } from '../src/native';
 import { randomArray, referenceScores, rng } from './helpers/reference';
 
 // 0.3 is formed from 0.1 (a multiple); 0.1, 0.15, 0.7 and 3 use their fitted polynomials; 5 is beyond
@@ -16,6 +17,25 @@ const ALL_SPECS: ScoreSpec[] = [
   { kind: 'maxlogit' },
   { kind: 'energy' },
 ];
+
+const pgn = (p: number, variant: 'exact' | 'code' = 'exact'): ScoreSpec[] => [
+  { kind: 'pgn-oh', p, variant },
+  { kind: 'pgn-uni', p, variant },
+];
+// Feature exponent sets the AVX-512 kernel takes whole (at most 8, each a polynomial or a multiple):
+// the paper's ten; one exponent; eight (0.2 = 2·0.1, 0.3, 0.4 = 4·0.1); two general bases with a
+// multiple of the second (0.45 = 3·0.15). ALL_SPECS (nine exponents, 5 without a polynomial) does not.
+const SPEC_SETS: [string, ScoreSpec[]][] = [
+  ['all specs', ALL_SPECS],
+  ['the paper\'s ten', [0.1, 0.3, 0.5, 1, 2].flatMap((p) => pgn(p))],
+  ['p = 0.1 alone', [...pgn(0.1), ...pgn(0.1, 'code')]],
+  ['eight exponents', [0.1, 0.2, 0.3, 0.4, 0.5, 1, 2, 3].flatMap((p) => pgn(p))],
+  ['two general bases', [0.15, 0.45, 0.7, 2].flatMap((p) => pgn(p))],
+];
+const PAPER_SPECS = SPEC_SETS[1][1];
+
+// Every instruction-set level this CPU has: the reference checks run under each.
+const LEVELS: CpuIsa[] = (['baseline', 'avx2', 'avx512'] as CpuIsa[]).slice(0, ['baseline', 'avx2', 'avx512'].indexOf(cpuIsa().detected) + 1);
 
 // Relative bounds from the issue: 1e-5 for p >= 0.5, 1e-4 below; an absolute floor for scores near 0.
 function tolerance(spec: ScoreSpec): number {
@@ -36,23 +56,41 @@ function expectClose(actual: Float32Array, expected: Float64Array, spec: ScoreSp
   if (!(worst <= rel)) throw new Error(`${scoreLabel(spec)}: relative error ${worst} > ${rel} at ${worstAt}: got ${actual[worstAt]}, reference ${expected[worstAt]}`);
 }
 
-async function checkAgainstReference(logits: Float32Array, features: Float32Array, dims: { N: number; C: number; F: number; h: number; w: number }, absFloor = 1e-6) {
+async function checkAgainstReference(logits: Float32Array, features: Float32Array, dims: { N: number; C: number; F: number; h: number; w: number }, absFloor = 1e-6, specs = ALL_SPECS) {
   const { N, C, F, h, w } = dims;
-  const result = await computeScores({ data: logits, dims: [N, C, h, w] }, { data: features, dims: [N, F, h, w] }, { scores: ALL_SPECS });
-  ALL_SPECS.forEach((spec, k) => expectClose(result.maps[k].map.data, referenceScores(logits, [N, C, h, w], features, F, spec as never), spec, absFloor));
+  const result = await computeScores({ data: logits, dims: [N, C, h, w] }, { data: features, dims: [N, F, h, w] }, { scores: specs });
+  specs.forEach((spec, k) => expectClose(result.maps[k].map.data, referenceScores(logits, [N, C, h, w], features, F, spec as never), spec, absFloor));
   return result;
 }
 
-describe('scores against a float64 reference', () => {
-  test.each([
-    [1, 19, 64, 7, 23],
-    [2, 2, 1, 5, 3],
-    [3, 7, 33, 11, 13],
-  ])('random inputs N=%i C=%i F=%i %ix%i (tile edges included)', async (N, C, F, h, w) => {
-    const r = rng(N * 1000 + C * 10 + F);
-    const logits = randomArray(N * C * h * w, r, -8, 8);
-    const features = randomArray(N * F * h * w, r, -3, 3).map((v) => (v < -1.5 ? 0 : v)); // ReLU-like zeros too
-    await checkAgainstReference(logits, features, { N, C, F, h, w });
+describe.each(LEVELS)('scores against a float64 reference (%s)', (level) => {
+  beforeAll(() => limitCpuIsa(level));
+  afterAll(() => limitCpuIsa('avx512'));
+
+  test('the level is in effect', () => {
+    expect(cpuIsa()).toEqual({ active: level, detected: LEVELS[LEVELS.length - 1] });
+  });
+
+  describe.each(SPEC_SETS)('%s', (_name, specs) => {
+    test.each([
+      [1, 19, 64, 7, 23],
+      [2, 2, 1, 5, 3],
+      [3, 7, 33, 11, 13],
+      [1, 19, 40, 20, 37], // two tiles of pixels, the second partial; blocks of 64 with a partial one
+    ])('random inputs N=%i C=%i F=%i %ix%i (tile edges included)', async (N, C, F, h, w) => {
+      const r = rng(N * 1000 + C * 10 + F);
+      const logits = randomArray(N * C * h * w, r, -8, 8);
+      const features = randomArray(N * F * h * w, r, -3, 3).map((v) => (v < -1.5 ? 0 : v)); // ReLU-like zeros too
+      await checkAgainstReference(logits, features, { N, C, F, h, w }, 1e-6, specs);
+    });
+  });
+
+  test('features spanning the float range (1e-30 .. 1e30, subnormals) match the reference', async () => {
+    const r = rng(5);
+    const N = 1, C = 4, F = 24, h = 9, w = 9;
+    const logits = randomArray(N * C * h * w, r, -3, 3);
+    const features = randomArray(N * F * h * w, r, -69, 69).map((v) => Math.sign(v) * Math.exp(Math.abs(v)) * 1e-30);
+    await checkAgainstReference(logits, features, { N, C, F, h, w }, 1e-30, PAPER_SPECS);
   });
 
   test('extreme logits (±1e4) give finite scores matching the reference', async () => {
@@ -60,8 +98,10 @@ describe('scores against a float64 reference', () => {
     const N = 1, C = 5, F = 8, h = 4, w = 4;
     const logits = randomArray(N * C * h * w, r, -1e4, 1e4);
     const features = randomArray(N * F * h * w, r, 0, 2);
-    const result = await checkAgainstReference(logits, features, { N, C, F, h, w }, 1e-6);
-    for (const m of result.maps) expect(m.map.data.every(Number.isFinite)).toBe(true);
+    for (const specs of [ALL_SPECS, PAPER_SPECS]) {
+      const result = await checkAgainstReference(logits, features, { N, C, F, h, w }, 1e-6, specs);
+      for (const m of result.maps) expect(m.map.data.every(Number.isFinite)).toBe(true);
+    }
   });
 
   test('one class dominating: pgn-oh is tiny but accurate, msp is 1 − s_max without cancellation', async () => {
@@ -81,14 +121,16 @@ describe('scores against a float64 reference', () => {
     const r = rng(3);
     const logits = randomArray(2 * 6 * 5 * 5, r, -4, 4);
     const features = new Float32Array(2 * 9 * 5 * 5);
-    const result = await computeScores({ data: logits, dims: [2, 6, 5, 5] }, { data: features, dims: [2, 9, 5, 5] }, { scores: ALL_SPECS.filter((s) => s.kind.startsWith('pgn')) });
-    for (const m of result.maps) expect(m.map.data.every((v) => v === 0)).toBe(true);
+    for (const specs of [ALL_SPECS, PAPER_SPECS]) {
+      const result = await computeScores({ data: logits, dims: [2, 6, 5, 5] }, { data: features, dims: [2, 9, 5, 5] }, { scores: specs.filter((s) => s.kind.startsWith('pgn')) });
+      for (const m of result.maps) expect(m.map.data.every((v) => v === 0)).toBe(true);
+    }
   });
 
   test('subnormal features are handled like the reference', async () => {
     const features = new Float32Array([1e-40, 3e-39, 0, 1e-45]);
     const logits = new Float32Array([1, 0]);
-    await checkAgainstReference(logits, features, { N: 1, C: 2, F: 4, h: 1, w: 1 }, 1e-30);
+    for (const specs of [ALL_SPECS, PAPER_SPECS]) await checkAgainstReference(logits, features, { N: 1, C: 2, F: 4, h: 1, w: 1 }, 1e-30, specs);
   });
 
   test('equal logits: pgn-uni exact is ~0, entropy is log C, msp is 1 − 1/C', async () => {

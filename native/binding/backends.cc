@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "../core/cpu_isa.h"
 #include "../core/parallel.h"
 #include "args.h"
 #ifdef PGN_WITH_CUDA
@@ -63,6 +64,18 @@ void register_backends(Napi::Env env, Napi::Object exports) {
                 return Napi::Number::New(info.Env(), cuda_devices());
               }));
   exports.Set("defaultThreads", Napi::Number::New(env, default_threads()));
+  exports.Set("cpuIsa", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+                Napi::Object isa = Napi::Object::New(info.Env());
+                isa.Set("active", cpu_isa_name(active_cpu_isa()));
+                isa.Set("detected", cpu_isa_name(detected_cpu_isa()));
+                return isa;
+              }));
+  exports.Set("limitCpuIsa", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+                const std::string name = string_arg(info.Env(), info[0], "isa");
+                for (CpuIsa isa : {CpuIsa::Baseline, CpuIsa::Avx2, CpuIsa::Avx512})
+                  if (name == cpu_isa_name(isa)) return limit_cpu_isa(isa);
+                throw_range(info.Env(), "isa must be \"baseline\", \"avx2\" or \"avx512\", got \"" + name + "\"");
+              }));
 }
 
 }  // namespace pgn::binding

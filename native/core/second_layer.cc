@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "cpu_isa.h"
 #include "parallel.h"
 #include "scores.h"
 #include "tile_math.h"
@@ -205,24 +206,17 @@ __attribute__((target("avx2,fma"))) void tile_avx2(const Plan& plan, Tile& t, in
 }
 #endif
 
-bool has_avx2() {
-#ifdef PGN_X86_DISPATCH
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-  return false;
-#endif
-}
-
+// AVX-512 machines run the AVX2 variants: this pass has no AVX-512 kernel.
 RowFunction select_row() {
 #ifdef PGN_X86_DISPATCH
-  if (has_avx2()) return row_avx2;
+  if (active_cpu_isa() >= CpuIsa::Avx2) return row_avx2;
 #endif
   return row_baseline;
 }
 
 TileFunction select_tile() {
 #ifdef PGN_X86_DISPATCH
-  if (has_avx2()) return tile_avx2;
+  if (active_cpu_isa() >= CpuIsa::Avx2) return tile_avx2;
 #endif
   return tile_baseline;
 }
@@ -358,7 +352,7 @@ void compute_second_layer(const SecondLayerInput& in, const std::vector<SecondLa
     // stage 1: horizontal window sums [N, P, H', w] in double; stage 2: vertical → patch sums [N, P, h, w]
     const int64_t H = in.in_height;
     std::vector<double> hsum(static_cast<size_t>(in.batch * P * H * in.width));
-    static const RowFunction row = select_row();
+    const RowFunction row = select_row();
     parallel_for(in.batch * H, threads, [&](int64_t begin, int64_t end) {
       RowScratch s;
       s.v.resize(static_cast<size_t>(in.in_width));
@@ -385,7 +379,7 @@ void compute_second_layer(const SecondLayerInput& in, const std::vector<SecondLa
   }
 
   const int64_t tiles_per_image = (plane + kTile - 1) / kTile;
-  static const TileFunction tile = select_tile();
+  const TileFunction tile = select_tile();
   parallel_for(in.batch * tiles_per_image, threads, [&](int64_t begin, int64_t end) {
     Tile t;
     t.q.resize(static_cast<size_t>(C * kTile));
