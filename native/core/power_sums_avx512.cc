@@ -19,33 +19,51 @@ namespace pgn {
 
 namespace {
 
-// Pixels of one register block: kBlock vectors of 16 whose accumulators for every exponent stay
-// in registers while the block's channels stream through (32 zmm registers: up to 5 exponents × 4).
 constexpr int kLanes = 16;
-// Blocks ahead that the software prefetch fetches: `channels` rows far apart are more streams than
-// the hardware prefetcher follows.
-constexpr int kPrefetchBlocks = 4;
+// How far ahead along a feature row the software prefetch reaches (floats). A tile reads
+// `channels` rows far apart: more streams than the hardware prefetcher follows.
+constexpr int64_t kPrefetchAhead = 1024;
 
 PGN_INLINE __m512 splat(float v) { return _mm512_set1_ps(v); }
 
-// v^p for v >= 0 (pos: v > 0), pixel_math.h's pow_poly with the AVX-512 exponent instructions:
-// getmant/getexp split v = m·2^e (subnormals included) and scalef applies 2^n without clamping.
+// Round to nearest integer with the 1.5·2^23 trick (two adds, on any port).
+PGN_INLINE __m512 round_nearest(__m512 x) {
+  return _mm512_sub_ps(_mm512_add_ps(x, splat(12582912.0f)), splat(12582912.0f));
+}
+
+// v^p for v >= 0 (pos: the lanes with v > 0), pixel_math.h's pow_poly with the AVX-512 exponent
+// instructions: getmant/getexp split v = m·2^e (subnormals included) and scalef applies 2^n.
 PGN_INLINE __m512 pow_poly16(__m512 v, __mmask16 pos, const PowPoly& P) {
   const __m512 u = _mm512_sub_ps(_mm512_getmant_ps(v, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero), splat(1.5f));
   const __m512 e = _mm512_getexp_ps(v);
-  __m512 q = splat(P.c[8]);
-  for (int j = 7; j >= 0; --j) q = _mm512_fmadd_ps(q, u, splat(P.c[j]));
+  __m512 q = splat(P.c[PowPoly::kDegree]);
+  for (int j = PowPoly::kDegree - 1; j >= 0; --j) q = _mm512_fmadd_ps(q, u, splat(P.c[j]));
   const __m512 th = _mm512_mul_ps(splat(P.p_hi), e);  // exact: p_hi has 12 significant bits
-  const __m512 n = _mm512_roundscale_ps(th, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 n = round_nearest(th);
   const __m512 f = _mm512_fmadd_ps(splat(P.p_lo), e, _mm512_sub_ps(th, n));
-  __m512 x = splat(1.535336188319500e-4f);  // exp2_reduced's polynomial
-  x = _mm512_fmadd_ps(x, f, splat(1.339887440266574e-3f));
-  x = _mm512_fmadd_ps(x, f, splat(9.618437357674640e-3f));
-  x = _mm512_fmadd_ps(x, f, splat(5.550332471162809e-2f));
-  x = _mm512_fmadd_ps(x, f, splat(2.402264791363012e-1f));
-  x = _mm512_fmadd_ps(x, f, splat(6.931472028550421e-1f));
-  x = _mm512_fmadd_ps(f, x, splat(1.0f));
+  __m512 x = splat(1.3390863314270973e-3f);  // exp2_reduced's polynomial
+  x = _mm512_fmadd_ps(x, f, splat(9.676031768321991e-3f));
+  x = _mm512_fmadd_ps(x, f, splat(5.5503569543361664e-2f));
+  x = _mm512_fmadd_ps(x, f, splat(2.402210682630539e-1f));
+  x = _mm512_fmadd_ps(x, f, splat(6.931471824645996e-1f));
+  x = _mm512_fmadd_ps(x, f, splat(1.0000001192092896f));
   return _mm512_maskz_scalef_ps(pos, _mm512_mul_ps(q, x), n);
+}
+
+// e^x for x <= 0 in the lanes of `keep` (0 elsewhere): pixel_math.h's fast_exp (Cody–Waite
+// reduction, Cephes polynomial), with scalef for the 2^n.
+PGN_INLINE __m512 exp16(__m512 x, __mmask16 keep) {
+  const __m512 n = round_nearest(_mm512_mul_ps(x, splat(1.44269504088896341f)));
+  __m512 t = _mm512_fnmadd_ps(n, splat(0.693359375f), x);
+  t = _mm512_fnmadd_ps(n, splat(-2.12194440e-4f), t);
+  __m512 y = splat(1.9875691500e-4f);
+  y = _mm512_fmadd_ps(y, t, splat(1.3981999507e-3f));
+  y = _mm512_fmadd_ps(y, t, splat(8.3334519073e-3f));
+  y = _mm512_fmadd_ps(y, t, splat(4.1665795894e-2f));
+  y = _mm512_fmadd_ps(y, t, splat(1.6666665459e-1f));
+  y = _mm512_fmadd_ps(y, t, splat(5.0000001201e-1f));
+  y = _mm512_fmadd_ps(y, _mm512_mul_ps(t, t), _mm512_add_ps(t, splat(1.0f)));
+  return _mm512_maskz_scalef_ps(keep, y, n);
 }
 
 PGN_INLINE __m512 int_power16(__m512 v, int k) {
@@ -53,77 +71,135 @@ PGN_INLINE __m512 int_power16(__m512 v, int k) {
   return k == 2 ? v2 : k == 3 ? _mm512_mul_ps(v2, v) : _mm512_mul_ps(v2, v2);
 }
 
-// One block of up to B·16 pixels (`count` of them) starting at x, all channels, all K exponents.
-template <int K, int B>
-PGN_INLINE void block_sums(const float* x, int64_t plane, int64_t channels, int count, const FlatPowerSet& set, float* acc,
-                           int64_t stride, __m512& check) {
-  __mmask16 load[B];
-  for (int b = 0; b < B; ++b) {
-    const int left = count - b * kLanes;
-    load[b] = left >= kLanes ? static_cast<__mmask16>(0xffff) : left <= 0 ? 0 : static_cast<__mmask16>((1u << left) - 1);
+// One vector of a row's values: v >= 0; `pos` the lanes whose power terms are non-zero (v > 0, or
+// for values with a known log, every kept lane); log v where known.
+struct Value {
+  __m512 v;
+  __mmask16 pos;
+  __m512 log;
+};
+
+// Rows of feature values |x|, checked for NaN and ±inf.
+struct FeatureSource {
+  static constexpr bool kLogs = false;
+  const float* x;
+  int64_t plane;
+  __m512 check = _mm512_setzero_ps();
+
+  PGN_INLINE Value load(int64_t f, int64_t j, __mmask16 lanes) {
+    const float* at = x + f * plane + j;
+    _mm_prefetch(reinterpret_cast<const char*>(at + kPrefetchAhead), _MM_HINT_T0);
+    const __m512 raw = _mm512_maskz_loadu_ps(lanes, at);
+    check = _mm512_fmadd_ps(raw, _mm512_setzero_ps(), check);  // x·0 is NaN exactly for NaN and ±inf
+    const __m512 v = _mm512_and_ps(raw, _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff)));
+    return {v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ), v};
   }
-  __m512 sum[K][B];
-  for (int k = 0; k < K; ++k)
-    for (int b = 0; b < B; ++b) sum[k][b] = _mm512_setzero_ps();
-  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
-  for (int64_t f = 0; f < channels; ++f) {
-    const float* row = x + f * plane;
-    for (int b = 0; b < B; ++b) _mm_prefetch(reinterpret_cast<const char*>(row + (kPrefetchBlocks * B + b) * kLanes), _MM_HINT_T0);
-#pragma GCC unroll 4
-    for (int b = 0; b < B; ++b) {
-      const __m512 raw = _mm512_maskz_loadu_ps(load[b], row + b * kLanes);
-      check = _mm512_fmadd_ps(raw, _mm512_setzero_ps(), check);  // x·0 is NaN exactly for NaN and ±inf
-      const __m512 v = _mm512_and_ps(raw, abs_mask);
-      const __mmask16 pos = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ);
-      __m512 term[K] = {};
-#pragma GCC unroll 8
-      for (int k = 0; k < K; ++k) {
-        switch (set.kind[k]) {
-          case PowKind::One: term[k] = v; break;
-          case PowKind::Two: term[k] = _mm512_mul_ps(v, v); break;
-          case PowKind::Half: term[k] = _mm512_sqrt_ps(v); break;
-          default:
-            if (set.base[k] < 0) {
-              term[k] = pow_poly16(v, pos, set.poly[k]);
-            } else {
-              __m512 base = term[0];
-              for (int j = 1; j < k; ++j) base = j == set.base[k] ? term[j] : base;
-              term[k] = int_power16(base, set.mult[k]);
-            }
-        }
-        sum[k][b] = _mm512_add_ps(sum[k][b], term[k]);
-      }
+};
+
+// Rows of one label form's per-class values.
+template <LabelForm kForm>
+struct LabelSource {
+  static constexpr bool kLogs = kForm != LabelForm::UniformExact;
+  const LabelRows& rows;
+
+  PGN_INLINE Value load(int64_t c, int64_t j, __mmask16 lanes) const {
+    const __m512 z = _mm512_maskz_loadu_ps(lanes, rows.z + c * rows.plane + j);
+    const __m512 m = _mm512_maskz_loadu_ps(lanes, rows.max_logit + j);
+    const __m512 offset = _mm512_maskz_loadu_ps(lanes, rows.log_offset + j);
+    const __m512 log_v = _mm512_sub_ps(_mm512_sub_ps(z, m), offset);
+    __mmask16 keep = lanes;
+    if (is_one_hot(kForm)) {
+      const __m512i argmax = _mm512_maskz_loadu_epi32(lanes, rows.argmax + j);
+      keep = _mm512_mask_cmpneq_epi32_mask(lanes, argmax, _mm512_set1_epi32(static_cast<int32_t>(c)));
     }
+    const __m512 e = exp16(log_v, keep);
+    if (kForm != LabelForm::UniformExact) return {e, keep, log_v};
+    const __m512 inv_c = splat(1.0f / static_cast<float>(rows.classes));
+    const __m512 v = _mm512_and_ps(_mm512_sub_ps(e, inv_c), _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff)));
+    return {v, _mm512_mask_cmp_ps_mask(lanes, v, _mm512_setzero_ps(), _CMP_GT_OQ), v};
   }
-  for (int k = 0; k < K; ++k)
-    for (int b = 0; b < B; ++b) _mm512_mask_storeu_ps(acc + k * stride + b * kLanes, load[b], sum[k][b]);
+};
+
+// acc rows (k·stride) += every exponent's power of one value vector at j.
+template <int K, bool kLogs>
+PGN_INLINE void accumulate(const Value& x, const FlatPowerSet& set, float* acc, int64_t stride, int64_t j) {
+  __m512 term[K] = {};
+#pragma GCC unroll 8
+  for (int k = 0; k < K; ++k) {
+    switch (set.kind[k]) {
+      case PowKind::One: term[k] = x.v; break;
+      case PowKind::Two: term[k] = _mm512_mul_ps(x.v, x.v); break;
+      case PowKind::Half: term[k] = _mm512_sqrt_ps(x.v); break;
+      default:
+        if (set.base[k] >= 0) {
+          __m512 base = term[0];
+          for (int i = 1; i < k; ++i) base = i == set.base[k] ? term[i] : base;
+          term[k] = int_power16(base, set.mult[k]);
+        } else if (kLogs) {
+          term[k] = exp16(_mm512_mul_ps(splat(set.p[k]), x.log), x.pos);
+        } else {
+          term[k] = pow_poly16(x.v, x.pos, set.poly[k]);
+        }
+    }
+    float* a = acc + k * stride + j;
+    _mm512_storeu_ps(a, _mm512_add_ps(_mm512_loadu_ps(a), term[k]));
+  }
 }
 
-template <int K>
-bool sums(const float* x, int64_t plane, int64_t channels, int64_t len, const FlatPowerSet& set, float* acc,
-          int64_t stride) {
-  constexpr int B = K <= 5 ? 4 : 2;  // K·B accumulators, leaving registers for the terms
-  __m512 check = _mm512_setzero_ps();
-  for (int64_t i = 0; i < len; i += B * kLanes) {
-    const int count = static_cast<int>(len - i < B * kLanes ? len - i : B * kLanes);
-    block_sums<K, B>(x + i, plane, channels, count, set, acc + i, stride, check);
+// acc[k·stride + i] = Σ_r v_r(i)^p_k for i < len: row by row, each row's run of the tile read
+// contiguously, the sums kept in acc (L1).
+template <int K, typename Source>
+PGN_INLINE void sums(Source& source, int64_t rows, int64_t len, const FlatPowerSet& set, float* acc, int64_t stride) {
+  const int64_t padded = (len + kLanes - 1) / kLanes * kLanes;
+  for (int k = 0; k < K; ++k)
+    for (int64_t j = 0; j < padded; j += kLanes) _mm512_storeu_ps(acc + k * stride + j, _mm512_setzero_ps());
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t j = 0; j < len; j += kLanes) {
+      const int64_t left = len - j;
+      const __mmask16 lanes = left >= kLanes ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1);
+      accumulate<K, Source::kLogs>(source.load(r, j, lanes), set, acc, stride, j);
+    }
   }
-  return _mm512_cmp_ps_mask(check, check, _CMP_ORD_Q) == 0xffff;
+}
+
+template <typename Source>
+void sums_of(Source& source, int64_t rows, int64_t len, const FlatPowerSet& set, float* acc, int64_t stride) {
+  switch (set.count) {
+    case 1: return sums<1>(source, rows, len, set, acc, stride);
+    case 2: return sums<2>(source, rows, len, set, acc, stride);
+    case 3: return sums<3>(source, rows, len, set, acc, stride);
+    case 4: return sums<4>(source, rows, len, set, acc, stride);
+    case 5: return sums<5>(source, rows, len, set, acc, stride);
+    case 6: return sums<6>(source, rows, len, set, acc, stride);
+    case 7: return sums<7>(source, rows, len, set, acc, stride);
+    default: return sums<8>(source, rows, len, set, acc, stride);
+  }
 }
 
 }  // namespace
 
 bool channel_power_sums_avx512(const float* x, int64_t plane, int64_t channels, int64_t len, const FlatPowerSet& set,
                                float* acc, int64_t stride) {
-  switch (set.count) {
-    case 1: return sums<1>(x, plane, channels, len, set, acc, stride);
-    case 2: return sums<2>(x, plane, channels, len, set, acc, stride);
-    case 3: return sums<3>(x, plane, channels, len, set, acc, stride);
-    case 4: return sums<4>(x, plane, channels, len, set, acc, stride);
-    case 5: return sums<5>(x, plane, channels, len, set, acc, stride);
-    case 6: return sums<6>(x, plane, channels, len, set, acc, stride);
-    case 7: return sums<7>(x, plane, channels, len, set, acc, stride);
-    default: return sums<8>(x, plane, channels, len, set, acc, stride);
+  FeatureSource source{x, plane};
+  sums_of(source, channels, len, set, acc, stride);
+  return _mm512_cmp_ps_mask(source.check, source.check, _CMP_ORD_Q) == 0xffff;
+}
+
+void label_power_sums_avx512(const LabelRows& rows, int64_t len, const FlatPowerSet& set, float* acc, int64_t stride) {
+  switch (rows.form) {
+    case LabelForm::OneHotExact:
+    case LabelForm::OneHotCode: {
+      LabelSource<LabelForm::OneHotExact> source{rows};
+      return sums_of(source, rows.classes, len, set, acc, stride);
+    }
+    case LabelForm::UniformExact: {
+      LabelSource<LabelForm::UniformExact> source{rows};
+      return sums_of(source, rows.classes, len, set, acc, stride);
+    }
+    default: {
+      LabelSource<LabelForm::UniformCode> source{rows};
+      return sums_of(source, rows.classes, len, set, acc, stride);
+    }
   }
 }
 

@@ -1,5 +1,6 @@
-// Power sums over the channels of a feature stack, hand-vectorized for AVX-512 (the scores' hot
-// loop: 33.5 M values per 1024×2048 image at F = 256). Only call when active_cpu_isa() is Avx512.
+// Power sums over the rows of a tile, hand-vectorized for AVX-512: the scores' hot loops (the
+// features: 33.5 M values per 1024×2048 image at F = 256; the label values: C per pixel). Only call
+// when active_cpu_isa() is Avx512.
 #pragma once
 
 #include <cstdint>
@@ -8,9 +9,26 @@
 
 namespace pgn {
 
-// acc[k·stride + i] = Σ_{f < channels} |x[f·plane + i]|^p_k for i < len, overwriting acc; p_k the
-// exponents of `set`. Returns false when some x is NaN or ±inf (acc is then meaningless).
+// acc[k·stride + i] = Σ_{f < channels} |x[f·plane + i]|^p_k for i < len ≤ stride (a multiple of
+// 16), p_k the exponents of `set` (flattened with logs_known = false); acc is overwritten. Returns
+// false when some x is NaN or ±inf (acc is then meaningless).
 bool channel_power_sums_avx512(const float* x, int64_t plane, int64_t channels, int64_t len, const FlatPowerSet& set,
                                float* acc, int64_t stride);
+
+// The per-class values of a label form over a tile of pixels (pixel_math.h's label_log and label
+// forms): v_c = e^(z_c − m − offset), 0 at the argmax for the one-hot forms, |v_c − 1/C| for the
+// exact uniform label. Per-pixel arrays have the tile's length.
+struct LabelRows {
+  const float* z;  // the tile's first logit of class 0; class c at z + c·plane
+  int64_t plane, classes;
+  const float* max_logit;
+  const float* log_offset;  // label_log_offset
+  const int32_t* argmax;
+  LabelForm form;
+};
+
+// acc[k·stride + i] = Σ_c v_c(i)^p_k, as channel_power_sums_avx512; `set` flattened with
+// logs_known = true unless the form is UniformExact (whose values have no known log).
+void label_power_sums_avx512(const LabelRows& rows, int64_t len, const FlatPowerSet& set, float* acc, int64_t stride);
 
 }  // namespace pgn

@@ -17,7 +17,7 @@ namespace {
 // Pixels processed together. Each tile's per-pixel accumulators stay in L1/L2 while the features
 // stream through once; the inner loops run over contiguous pixels of one channel (NCHW), which is
 // what lets the compiler vectorize them.
-constexpr int64_t kTile = 512;
+constexpr int64_t kTile = 1024;
 constexpr int64_t kPrefetchChannels = 2;
 
 struct Plan {
@@ -25,8 +25,10 @@ struct Plan {
   const std::vector<ScoreSpec>& specs;
   const ScoreOutput& out;
   PowerSet features, one_hot, uniform_exact, uniform_code;
-  FlatPowerSet flat_features;  // for the AVX-512 kernel
-  bool features_flat = false;
+  // The sets' flat forms for the AVX-512 kernels, by family (kFeatures, then label_family), where
+  // they have one.
+  FlatPowerSet flat[4];
+  bool has_flat[4] = {};
 
   PowerSet& label_set(LabelForm form) {
     switch (form) {
@@ -37,6 +39,12 @@ struct Plan {
     }
   }
 };
+
+constexpr int kFeatures = 0;
+
+int label_family(LabelForm form) {
+  return is_one_hot(form) ? 1 : form == LabelForm::UniformExact ? 2 : 3;
+}
 
 // Per-thread scratch for one tile of pixels.
 struct Tile {
@@ -78,12 +86,16 @@ PGN_INLINE void feature_sums(const float* phi, int64_t plane, int64_t channels, 
 
 // Σ_c v_c^p for one label family, v_c as pixel_math.h defines it: q_c (0 for the predicted class)
 // for the one-hot forms, |s_c − 1/C| for the exact uniform label, s_c for the authors' uniform form.
+// t.log_offset: label_log_offset per pixel, for label_sums.
+PGN_INLINE void label_offsets(LabelForm form, int64_t len, Tile& t) {
+  for (int64_t i = 0; i < len; ++i)
+    t.log_offset[i] = label_log_offset(form, SoftmaxStats{t.max_logit[i], t.argmax[i], t.sum[i], t.sum_other[i], t.ez[i]});
+}
+
 PGN_INLINE void label_sums(const float* z, int64_t plane, int64_t classes, int64_t len, LabelForm form,
                            const PowerSet& set, Tile& t) {
   const float inv_c = 1.0f / static_cast<float>(classes);
   float* acc = t.label_acc(form).data();
-  for (int64_t i = 0; i < len; ++i)
-    t.log_offset[i] = label_log_offset(form, SoftmaxStats{t.max_logit[i], t.argmax[i], t.sum[i], t.sum_other[i], t.ez[i]});
   for (int64_t c = 0; c < classes; ++c) {
     const float* zc = z + c * plane;
     for (int64_t i = 0; i < len; ++i) {
@@ -139,14 +151,26 @@ PGN_INLINE void score_tile_body(Plan& plan, Tile& t, int64_t n, int64_t start, i
   for (LabelForm form : {LabelForm::OneHotExact, LabelForm::UniformExact, LabelForm::UniformCode}) {
     const PowerSet& set = plan.label_set(form);
     if (set.p.empty()) continue;
+    label_offsets(form, len, t);
+    const int family = label_family(form);
+#ifdef PGN_X86_DISPATCH
+    if (kIsa == CpuIsa::Avx512 && plan.has_flat[family]) {
+      const LabelRows rows{z, plane, in.classes, t.max_logit, t.log_offset, t.argmax, form};
+      label_power_sums_avx512(rows, len, plan.flat[family], t.label_acc(form).data(), kTile);
+      continue;
+    }
+#endif
     zero(t.label_acc(form));
     label_sums(z, plane, in.classes, len, form, set, t);
   }
   if (!plan.features.p.empty()) {
     const float* phi = in.features + n * in.channels * plane + start;
-    if (kIsa == CpuIsa::Avx512 && plan.features_flat) {
-      bad = !channel_power_sums_avx512(phi, plane, in.channels, len, plan.flat_features, t.feature_acc.data(), kTile) || bad;
-    } else {
+#ifdef PGN_X86_DISPATCH
+    if (kIsa == CpuIsa::Avx512 && plan.has_flat[kFeatures]) {
+      bad = !channel_power_sums_avx512(phi, plane, in.channels, len, plan.flat[kFeatures], t.feature_acc.data(), kTile) || bad;
+    } else
+#endif
+    {
       zero(t.feature_acc);
       feature_sums(phi, plane, in.channels, len, plan.features, t, bad);
     }
@@ -210,7 +234,7 @@ LabelForm label_form(const ScoreSpec& spec) {
 
 void compute_scores(const ScoreInput& in, const std::vector<ScoreSpec>& specs, const ScoreOutput& out, int threads) {
   check_arguments(in, specs, out);
-  Plan plan{in, specs, out, {}, {}, {}, {}, {}, false};
+  Plan plan{in, specs, out, {}, {}, {}, {}, {}, {}};
   for (const ScoreSpec& s : specs) {
     if (!is_pgn(s.kind)) continue;
     plan.features.add(s.p);
@@ -221,7 +245,11 @@ void compute_scores(const ScoreInput& in, const std::vector<ScoreSpec>& specs, c
     set->plan();
     most = std::max(most, set->p.size());
   }
-  plan.features_flat = flatten(plan.features, plan.flat_features);
+  plan.has_flat[kFeatures] = flatten(plan.features, false, plan.flat[kFeatures]);
+  for (LabelForm form : {LabelForm::OneHotExact, LabelForm::UniformExact, LabelForm::UniformCode}) {
+    const int family = label_family(form);
+    plan.has_flat[family] = flatten(plan.label_set(form), form != LabelForm::UniformExact, plan.flat[family]);
+  }
 
   const int64_t plane = in.height * in.width;
   const int64_t tiles_per_image = (plane + kTile - 1) / kTile;

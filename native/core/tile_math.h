@@ -71,10 +71,10 @@ struct PowerSet {
     }
   }
 
-  // m^p on [1, 2) interpolated at the 9 Chebyshev nodes (near-minimax; 2–4e-7 relative for p <= 4),
+  // m^p on [1, 2) interpolated at the 7 Chebyshev nodes (near-minimax: 2.5e-7 relative for p <= 4),
   // as a polynomial in u = m − 1.5, and p split so that p_hi·e is exact for every float exponent e.
   static PowPoly fit_pow_poly(float p) {
-    constexpr int n = 9;
+    constexpr int n = PowPoly::kDegree + 1;
     double a[n][n + 1];
     for (int k = 0; k < n; ++k) {
       const double m = 1.5 + 0.5 * std::cos((2 * k + 1) * 3.14159265358979323846 / (2 * n));
@@ -106,6 +106,7 @@ struct PowerSet {
 struct FlatPowerSet {
   static constexpr int kMax = 8;
   int count = 0;
+  float p[kMax];
   PowKind kind[kMax];
   int base[kMax];  // for a multiple: the index of its base, always lower than its own
   int mult[kMax];
@@ -113,12 +114,13 @@ struct FlatPowerSet {
 };
 
 // The flat form of a planned set, or false when it does not fit one: more than kMax exponents, or
-// a general exponent with no polynomial (p > 4).
-inline bool flatten(const PowerSet& set, FlatPowerSet& out) {
-  if (set.needs_log || set.size() > static_cast<size_t>(FlatPowerSet::kMax)) return false;
+// (for values whose logs are not known) a general exponent with no polynomial (p > 4).
+inline bool flatten(const PowerSet& set, bool logs_known, FlatPowerSet& out) {
+  if ((set.needs_log && !logs_known) || set.size() > static_cast<size_t>(FlatPowerSet::kMax)) return false;
   out.count = static_cast<int>(set.size());
   for (int k = 0; k < out.count; ++k) {
-    out.kind[k] = set.kind[k], out.base[k] = set.base[k], out.mult[k] = set.mult[k], out.poly[k] = set.poly[k];
+    out.p[k] = set.p[k], out.kind[k] = set.kind[k], out.base[k] = set.base[k], out.mult[k] = set.mult[k];
+    out.poly[k] = set.poly[k];
   }
   return true;
 }
