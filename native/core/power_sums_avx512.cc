@@ -100,7 +100,7 @@ struct FeatureSource {
 template <LabelForm kForm>
 struct LabelSource {
   static constexpr bool kLogs = kForm != LabelForm::UniformExact;
-  const LabelRows& rows;
+  LabelRows rows;
 
   PGN_INLINE Value load(int64_t c, int64_t j, __mmask16 lanes) const {
     const __m512 z = _mm512_maskz_loadu_ps(lanes, rows.z + c * rows.plane + j);
@@ -120,26 +120,48 @@ struct LabelSource {
   }
 };
 
+// How one exponent's term is formed from a value (see PowerSet): fixed at compile time for the
+// common sets, or Any (read from the set at run time).
+enum class Op : int { One, Two, Half, Pow, Multiple, Any };
+
+PGN_INLINE Op op_of(const FlatPowerSet& set, int k) {
+  switch (set.kind[k]) {
+    case PowKind::One: return Op::One;
+    case PowKind::Two: return Op::Two;
+    case PowKind::Half: return Op::Half;
+    default: return set.base[k] >= 0 ? Op::Multiple : Op::Pow;
+  }
+}
+
+template <Op... kOps>
+bool matches(const FlatPowerSet& set) {
+  constexpr Op ops[] = {kOps...};
+  if (set.count != static_cast<int>(sizeof...(kOps))) return false;
+  for (int k = 0; k < set.count; ++k)
+    if (op_of(set, k) != ops[k]) return false;
+  return true;
+}
+
 // acc rows (k·stride) += every exponent's power of one value vector at j.
-template <int K, bool kLogs>
+template <bool kLogs, Op... kOps>
 PGN_INLINE void accumulate(const Value& x, const FlatPowerSet& set, float* acc, int64_t stride, int64_t j) {
+  constexpr int K = sizeof...(kOps);
+  constexpr Op ops[K] = {kOps...};
   __m512 term[K] = {};
 #pragma GCC unroll 8
   for (int k = 0; k < K; ++k) {
-    switch (set.kind[k]) {
-      case PowKind::One: term[k] = x.v; break;
-      case PowKind::Two: term[k] = _mm512_mul_ps(x.v, x.v); break;
-      case PowKind::Half: term[k] = _mm512_sqrt_ps(x.v); break;
+    switch (ops[k] == Op::Any ? op_of(set, k) : ops[k]) {
+      case Op::One: term[k] = x.v; break;
+      case Op::Two: term[k] = _mm512_mul_ps(x.v, x.v); break;
+      case Op::Half: term[k] = _mm512_sqrt_ps(x.v); break;
+      case Op::Multiple: {
+        __m512 base = term[0];
+        for (int i = 1; i < k; ++i) base = i == set.base[k] ? term[i] : base;
+        term[k] = int_power16(base, set.mult[k]);
+        break;
+      }
       default:
-        if (set.base[k] >= 0) {
-          __m512 base = term[0];
-          for (int i = 1; i < k; ++i) base = i == set.base[k] ? term[i] : base;
-          term[k] = int_power16(base, set.mult[k]);
-        } else if (kLogs) {
-          term[k] = exp16(_mm512_mul_ps(splat(set.p[k]), x.log), x.pos);
-        } else {
-          term[k] = pow_poly16(x.v, x.pos, set.poly[k]);
-        }
+        term[k] = kLogs ? exp16(_mm512_mul_ps(splat(set.p[k]), x.log), x.pos) : pow_poly16(x.v, x.pos, set.poly[k]);
     }
     float* a = acc + k * stride + j;
     _mm512_storeu_ps(a, _mm512_add_ps(_mm512_loadu_ps(a), term[k]));
@@ -148,35 +170,86 @@ PGN_INLINE void accumulate(const Value& x, const FlatPowerSet& set, float* acc, 
 
 // acc[k·stride + i] = Σ_r v_r(i)^p_k for i < len: row by row, each row's run of the tile read
 // contiguously, the sums kept in acc (L1).
-template <int K, typename Source>
-PGN_INLINE void sums(Source& source, int64_t rows, int64_t len, const FlatPowerSet& set, float* acc, int64_t stride) {
+template <typename Source, Op... kOps>
+void sums(Source& source, int64_t rows, int64_t len, const FlatPowerSet& set, float* acc, int64_t stride) {
+  Source local = source;  // a local copy stays in registers
   const int64_t padded = (len + kLanes - 1) / kLanes * kLanes;
-  for (int k = 0; k < K; ++k)
+  for (int k = 0; k < set.count; ++k)
     for (int64_t j = 0; j < padded; j += kLanes) _mm512_storeu_ps(acc + k * stride + j, _mm512_setzero_ps());
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t j = 0; j < len; j += kLanes) {
       const int64_t left = len - j;
       const __mmask16 lanes = left >= kLanes ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1);
-      accumulate<K, Source::kLogs>(source.load(r, j, lanes), set, acc, stride, j);
+      accumulate<Source::kLogs, kOps...>(local.load(r, j, lanes), set, acc, stride, j);
     }
+  }
+  source = local;
+}
+
+// Compiled for the paper's set {0.1, 0.3, 0.5, 1, 2} and single exponents; any other set runs the
+// same loop with its operations read at run time.
+template <typename Source>
+void sums_of(Source& source, int64_t rows, int64_t len, const FlatPowerSet& set, float* acc, int64_t stride) {
+  constexpr Op A = Op::Any;
+  if (matches<Op::Pow, Op::Multiple, Op::Half, Op::One, Op::Two>(set))
+    return sums<Source, Op::Pow, Op::Multiple, Op::Half, Op::One, Op::Two>(source, rows, len, set, acc, stride);
+  if (matches<Op::Pow>(set)) return sums<Source, Op::Pow>(source, rows, len, set, acc, stride);
+  if (matches<Op::Half>(set)) return sums<Source, Op::Half>(source, rows, len, set, acc, stride);
+  if (matches<Op::One>(set)) return sums<Source, Op::One>(source, rows, len, set, acc, stride);
+  if (matches<Op::Two>(set)) return sums<Source, Op::Two>(source, rows, len, set, acc, stride);
+  switch (set.count) {
+    case 1: return sums<Source, A>(source, rows, len, set, acc, stride);
+    case 2: return sums<Source, A, A>(source, rows, len, set, acc, stride);
+    case 3: return sums<Source, A, A, A>(source, rows, len, set, acc, stride);
+    case 4: return sums<Source, A, A, A, A>(source, rows, len, set, acc, stride);
+    case 5: return sums<Source, A, A, A, A, A>(source, rows, len, set, acc, stride);
+    case 6: return sums<Source, A, A, A, A, A, A>(source, rows, len, set, acc, stride);
+    case 7: return sums<Source, A, A, A, A, A, A, A>(source, rows, len, set, acc, stride);
+    default: return sums<Source, A, A, A, A, A, A, A, A>(source, rows, len, set, acc, stride);
   }
 }
 
-template <typename Source>
-void sums_of(Source& source, int64_t rows, int64_t len, const FlatPowerSet& set, float* acc, int64_t stride) {
-  switch (set.count) {
-    case 1: return sums<1>(source, rows, len, set, acc, stride);
-    case 2: return sums<2>(source, rows, len, set, acc, stride);
-    case 3: return sums<3>(source, rows, len, set, acc, stride);
-    case 4: return sums<4>(source, rows, len, set, acc, stride);
-    case 5: return sums<5>(source, rows, len, set, acc, stride);
-    case 6: return sums<6>(source, rows, len, set, acc, stride);
-    case 7: return sums<7>(source, rows, len, set, acc, stride);
-    default: return sums<8>(source, rows, len, set, acc, stride);
+// Max, argmax (first on ties) and the finiteness check of one vector of pixels, over the classes.
+PGN_INLINE void max_over_classes(const float* z, int64_t plane, int64_t classes, __mmask16 lanes, __m512& max,
+                                 __m512i& argmax, __m512& check) {
+  max = _mm512_maskz_loadu_ps(lanes, z);
+  argmax = _mm512_setzero_si512();
+  check = _mm512_fmadd_ps(max, _mm512_setzero_ps(), check);
+  for (int64_t c = 1; c < classes; ++c) {
+    const __m512 v = _mm512_maskz_loadu_ps(lanes, z + c * plane);
+    check = _mm512_fmadd_ps(v, _mm512_setzero_ps(), check);
+    const __mmask16 more = _mm512_cmp_ps_mask(v, max, _CMP_GT_OQ);
+    max = _mm512_mask_mov_ps(max, more, v);
+    argmax = _mm512_mask_mov_epi32(argmax, more, _mm512_set1_epi32(static_cast<int32_t>(c)));
   }
 }
 
 }  // namespace
+
+bool softmax_stats_avx512(const float* z, int64_t plane, int64_t classes, int64_t len, const SoftmaxArrays& out) {
+  __m512 check = _mm512_setzero_ps();
+  for (int64_t j = 0; j < len; j += kLanes) {
+    const int64_t left = len - j;
+    const __mmask16 lanes = left >= kLanes ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1);
+    __m512 max;
+    __m512i argmax;
+    max_over_classes(z + j, plane, classes, lanes, max, argmax, check);
+    __m512 sum_other = _mm512_setzero_ps(), ez = _mm512_setzero_ps();
+    for (int64_t c = 0; c < classes; ++c) {
+      const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(lanes, z + c * plane + j), max);
+      const __mmask16 other = _mm512_mask_cmpneq_epi32_mask(lanes, argmax, _mm512_set1_epi32(static_cast<int32_t>(c)));
+      const __m512 e = exp16(d, lanes);
+      sum_other = _mm512_mask_add_ps(sum_other, other, sum_other, e);
+      ez = _mm512_fmadd_ps(e, d, ez);
+    }
+    _mm512_mask_storeu_ps(out.max_logit + j, lanes, max);
+    _mm512_mask_storeu_epi32(out.argmax + j, lanes, argmax);
+    _mm512_mask_storeu_ps(out.sum_other + j, lanes, sum_other);
+    _mm512_mask_storeu_ps(out.sum + j, lanes, _mm512_add_ps(sum_other, splat(1.0f)));
+    _mm512_mask_storeu_ps(out.ez + j, lanes, ez);
+  }
+  return _mm512_cmp_ps_mask(check, check, _CMP_ORD_Q) == 0xffff;
+}
 
 bool channel_power_sums_avx512(const float* x, int64_t plane, int64_t channels, int64_t len, const FlatPowerSet& set,
                                float* acc, int64_t stride) {

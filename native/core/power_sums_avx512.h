@@ -1,6 +1,6 @@
-// Power sums over the rows of a tile, hand-vectorized for AVX-512: the scores' hot loops (the
-// features: 33.5 M values per 1024×2048 image at F = 256; the label values: C per pixel). Only call
-// when active_cpu_isa() is Avx512.
+// The scores' hot loops hand-vectorized for AVX-512: power sums over the rows of a tile (the
+// features: 33.5 M values per 1024×2048 image at F = 256; the label values: C per pixel) and the
+// softmax statistics. Only call when active_cpu_isa() is Avx512.
 #pragma once
 
 #include <cstdint>
@@ -30,5 +30,14 @@ struct LabelRows {
 // acc[k·stride + i] = Σ_c v_c(i)^p_k, as channel_power_sums_avx512; `set` flattened with
 // logs_known = true unless the form is UniformExact (whose values have no known log).
 void label_power_sums_avx512(const LabelRows& rows, int64_t len, const FlatPowerSet& set, float* acc, int64_t stride);
+
+// tile_math.h's softmax_stats for `len` pixels of logits z [classes, plane], into the arrays of
+// SoftmaxStats; false when some logit is NaN or ±inf.
+struct SoftmaxArrays {
+  float* max_logit;
+  int32_t* argmax;
+  float *sum, *sum_other, *ez;
+};
+bool softmax_stats_avx512(const float* z, int64_t plane, int64_t classes, int64_t len, const SoftmaxArrays& out);
 
 }  // namespace pgn

@@ -147,7 +147,12 @@ PGN_INLINE void score_tile_body(Plan& plan, Tile& t, int64_t n, int64_t start, i
   const ScoreInput& in = plan.in;
   const int64_t plane = in.height * in.width;
   const float* z = in.logits + n * in.classes * plane + start;
-  softmax_stats(z, plane, in.classes, len, t, bad);
+#ifdef PGN_X86_DISPATCH
+  if (kIsa == CpuIsa::Avx512)
+    bad = !softmax_stats_avx512(z, plane, in.classes, len, SoftmaxArrays{t.max_logit, t.argmax, t.sum, t.sum_other, t.ez}) || bad;
+  else
+#endif
+    softmax_stats(z, plane, in.classes, len, t, bad);
   for (LabelForm form : {LabelForm::OneHotExact, LabelForm::UniformExact, LabelForm::UniformCode}) {
     const PowerSet& set = plan.label_set(form);
     if (set.p.empty()) continue;
