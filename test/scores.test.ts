@@ -117,6 +117,20 @@ describe.each(LEVELS)('scores against a float64 reference (%s)', (level) => {
     expect(Array.from(result.prediction!.data)).toEqual(new Array(h * w).fill(4));
   });
 
+  // The closest class 86 nats behind, the others 105: e^(z − m) of the others underflows in float,
+  // while q = e^(z − m)/S_other is ~e^-19 and counts for p = 0.5 and 0.1.
+  test('one class far ahead: where e^(z − m) underflows, the one-hot label q does not', async () => {
+    const N = 1, C = 6, F = 12, h = 5, w = 7;
+    const r = rng(13);
+    const logits = randomArray(N * C * h * w, r, -106, -104);
+    for (let i = 0; i < h * w; i++) {
+      logits[2 * h * w + i] = 0;
+      logits[i] = -86.5 + r();
+    }
+    const features = randomArray(N * F * h * w, r, 0.1, 2);
+    for (const specs of [ALL_SPECS, PAPER_SPECS]) await checkAgainstReference(logits, features, { N, C, F, h, w }, 1e-60, specs);
+  });
+
   test('zero features give PGN score exactly 0 for every p and label', async () => {
     const r = rng(3);
     const logits = randomArray(2 * 6 * 5 * 5, r, -4, 4);

@@ -66,9 +66,11 @@ PGN_INLINE __m512 exp16(__m512 x, __mmask16 keep) {
   return _mm512_maskz_scalef_ps(keep, y, n);
 }
 
-PGN_INLINE __m512 int_power16(__m512 v, int k) {
+// sum + v^k for k in 2..4, the last multiplication fused with the addition.
+PGN_INLINE __m512 add_int_power16(__m512 sum, __m512 v, int k) {
+  if (k == 2) return _mm512_fmadd_ps(v, v, sum);
   const __m512 v2 = _mm512_mul_ps(v, v);
-  return k == 2 ? v2 : k == 3 ? _mm512_mul_ps(v2, v) : _mm512_mul_ps(v2, v2);
+  return _mm512_fmadd_ps(v2, k == 3 ? v : v2, sum);
 }
 
 // One vector of a row's values: v >= 0; `pos` the lanes whose power terms are non-zero (v > 0, or
@@ -103,20 +105,27 @@ struct LabelSource {
   LabelRows rows;
 
   PGN_INLINE Value load(int64_t c, int64_t j, __mmask16 lanes) const {
-    const __m512 z = _mm512_maskz_loadu_ps(lanes, rows.z + c * rows.plane + j);
-    const __m512 m = _mm512_maskz_loadu_ps(lanes, rows.max_logit + j);
-    const __m512 offset = _mm512_maskz_loadu_ps(lanes, rows.log_offset + j);
-    const __m512 log_v = _mm512_sub_ps(_mm512_sub_ps(z, m), offset);
     __mmask16 keep = lanes;
     if (is_one_hot(kForm)) {
       const __m512i argmax = _mm512_maskz_loadu_epi32(lanes, rows.argmax + j);
       keep = _mm512_mask_cmpneq_epi32_mask(lanes, argmax, _mm512_set1_epi32(static_cast<int32_t>(c)));
     }
-    const __m512 e = exp16(log_v, keep);
-    if (kForm != LabelForm::UniformExact) return {e, keep, log_v};
-    const __m512 inv_c = splat(1.0f / static_cast<float>(rows.classes));
-    const __m512 v = _mm512_and_ps(_mm512_sub_ps(e, inv_c), _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff)));
-    return {v, _mm512_mask_cmp_ps_mask(lanes, v, _mm512_setzero_ps(), _CMP_GT_OQ), v};
+    const __m512 inv_norm = _mm512_maskz_loadu_ps(lanes, rows.inv_norm + j);
+    __m512 v = _mm512_maskz_mul_ps(keep, _mm512_maskz_loadu_ps(lanes, rows.exp_d + c * rows.exp_stride + j), inv_norm);
+    if (kForm == LabelForm::UniformExact) {
+      v = _mm512_and_ps(_mm512_sub_ps(v, splat(1.0f / static_cast<float>(rows.classes))),
+                        _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff)));
+      return {v, _mm512_mask_cmp_ps_mask(lanes, v, _mm512_setzero_ps(), _CMP_GT_OQ), v};
+    }
+    const __m512 z = _mm512_maskz_loadu_ps(lanes, rows.z + c * rows.plane + j);
+    const __m512 m = _mm512_maskz_loadu_ps(lanes, rows.max_logit + j);
+    const __m512 log_v = _mm512_sub_ps(_mm512_sub_ps(z, m), _mm512_maskz_loadu_ps(lanes, rows.log_offset + j));
+    // With the argmax ahead of every other class by more than ~41 nats (S_other < 2^-60, or 0),
+    // e^(z_c − m) may have underflowed while q_c = e^(z_c − m)/S_other is not negligible: there,
+    // q_c from its log.
+    if (is_one_hot(kForm) && _mm512_mask_cmp_ps_mask(lanes, inv_norm, splat(0x1p60f), _CMP_GT_OQ) != 0)
+      v = exp16(log_v, keep);
+    return {v, keep, log_v};
   }
 };
 
@@ -147,24 +156,26 @@ template <bool kLogs, Op... kOps>
 PGN_INLINE void accumulate(const Value& x, const FlatPowerSet& set, float* acc, int64_t stride, int64_t j) {
   constexpr int K = sizeof...(kOps);
   constexpr Op ops[K] = {kOps...};
-  __m512 term[K] = {};
+  __m512 term[K] = {};  // the general exponents' terms, for their multiples
 #pragma GCC unroll 8
   for (int k = 0; k < K; ++k) {
+    float* a = acc + k * stride + j;
+    __m512 sum = _mm512_loadu_ps(a);
     switch (ops[k] == Op::Any ? op_of(set, k) : ops[k]) {
-      case Op::One: term[k] = x.v; break;
-      case Op::Two: term[k] = _mm512_mul_ps(x.v, x.v); break;
-      case Op::Half: term[k] = _mm512_sqrt_ps(x.v); break;
+      case Op::One: sum = _mm512_add_ps(sum, x.v); break;
+      case Op::Two: sum = _mm512_fmadd_ps(x.v, x.v, sum); break;
+      case Op::Half: sum = _mm512_add_ps(sum, _mm512_sqrt_ps(x.v)); break;
       case Op::Multiple: {
         __m512 base = term[0];
         for (int i = 1; i < k; ++i) base = i == set.base[k] ? term[i] : base;
-        term[k] = int_power16(base, set.mult[k]);
+        sum = add_int_power16(sum, base, set.mult[k]);
         break;
       }
       default:
         term[k] = kLogs ? exp16(_mm512_mul_ps(splat(set.p[k]), x.log), x.pos) : pow_poly16(x.v, x.pos, set.poly[k]);
+        sum = _mm512_add_ps(sum, term[k]);
     }
-    float* a = acc + k * stride + j;
-    _mm512_storeu_ps(a, _mm512_add_ps(_mm512_loadu_ps(a), term[k]));
+    _mm512_storeu_ps(a, sum);
   }
 }
 
@@ -239,6 +250,7 @@ bool softmax_stats_avx512(const float* z, int64_t plane, int64_t classes, int64_
       const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(lanes, z + c * plane + j), max);
       const __mmask16 other = _mm512_mask_cmpneq_epi32_mask(lanes, argmax, _mm512_set1_epi32(static_cast<int32_t>(c)));
       const __m512 e = exp16(d, lanes);
+      _mm512_storeu_ps(out.exp_d + c * out.exp_stride + j, e);
       sum_other = _mm512_mask_add_ps(sum_other, other, sum_other, e);
       ez = _mm512_fmadd_ps(e, d, ez);
     }

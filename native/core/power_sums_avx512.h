@@ -16,13 +16,16 @@ bool channel_power_sums_avx512(const float* x, int64_t plane, int64_t channels, 
                                float* acc, int64_t stride);
 
 // The per-class values of a label form over a tile of pixels (pixel_math.h's label_log and label
-// forms): v_c = e^(z_c − m − offset), 0 at the argmax for the one-hot forms, |v_c − 1/C| for the
-// exact uniform label. Per-pixel arrays have the tile's length.
+// forms): v_c = e^(z_c − m − offset) = e^(z_c − m) / norm, 0 at the argmax for the one-hot forms,
+// |v_c − 1/C| for the exact uniform label. Per-pixel arrays have the tile's length.
 struct LabelRows {
   const float* z;  // the tile's first logit of class 0; class c at z + c·plane
   int64_t plane, classes;
+  const float* exp_d;  // e^(z_c − m), class c at exp_d + c·exp_stride (softmax_stats_avx512)
+  int64_t exp_stride;
   const float* max_logit;
-  const float* log_offset;  // label_log_offset
+  const float* log_offset;  // label_log_offset: log norm
+  const float* inv_norm;    // 1 / norm: 1/S_other for the one-hot forms, 1/S for the uniform ones
   const int32_t* argmax;
   LabelForm form;
 };
@@ -32,11 +35,13 @@ struct LabelRows {
 void label_power_sums_avx512(const LabelRows& rows, int64_t len, const FlatPowerSet& set, float* acc, int64_t stride);
 
 // tile_math.h's softmax_stats for `len` pixels of logits z [classes, plane], into the arrays of
-// SoftmaxStats; false when some logit is NaN or ±inf.
+// SoftmaxStats, keeping e^(z_c − m) for the label sums; false when some logit is NaN or ±inf.
 struct SoftmaxArrays {
   float* max_logit;
   int32_t* argmax;
   float *sum, *sum_other, *ez;
+  float* exp_d;  // class c at exp_d + c·exp_stride
+  int64_t exp_stride;
 };
 bool softmax_stats_avx512(const float* z, int64_t plane, int64_t classes, int64_t len, const SoftmaxArrays& out);
 

@@ -50,9 +50,10 @@ int label_family(LabelForm form) {
 struct Tile {
   float max_logit[kTile], sum[kTile], sum_other[kTile], ez[kTile];
   int32_t argmax[kTile];
-  float x[kTile], log_x[kTile], log_offset[kTile];
+  float x[kTile], log_x[kTile], log_offset[kTile], inv_norm[kTile];
+  std::vector<float> exp_d;  // [classes, kTile]: e^(z_c − m), kept by the AVX-512 softmax pass
   std::vector<float> terms;  // one row per exponent: the current value's v^p, for derived exponents
-  // Σ v^p per exponent (rows of kTile) for the features and each label family.
+  // Σ v^p per exponent (rows of kTile) for the features (then their norms) and each label family.
   std::vector<float> feature_acc, one_hot_acc, uniform_exact_acc, uniform_code_acc;
 
   std::vector<float>& label_acc(LabelForm form) {
@@ -86,10 +87,13 @@ PGN_INLINE void feature_sums(const float* phi, int64_t plane, int64_t channels, 
 
 // Σ_c v_c^p for one label family, v_c as pixel_math.h defines it: q_c (0 for the predicted class)
 // for the one-hot forms, |s_c − 1/C| for the exact uniform label, s_c for the authors' uniform form.
-// t.log_offset: label_log_offset per pixel, for label_sums.
+// t.log_offset: label_log_offset per pixel, and the norm it is the log of, inverted (the AVX-512
+// label sums divide e^(z_c − m) by it).
 PGN_INLINE void label_offsets(LabelForm form, int64_t len, Tile& t) {
-  for (int64_t i = 0; i < len; ++i)
+  for (int64_t i = 0; i < len; ++i) {
     t.log_offset[i] = label_log_offset(form, SoftmaxStats{t.max_logit[i], t.argmax[i], t.sum[i], t.sum_other[i], t.ez[i]});
+    t.inv_norm[i] = 1.0f / (is_one_hot(form) ? t.sum_other[i] : t.sum[i]);
+  }
 }
 
 PGN_INLINE void label_sums(const float* z, int64_t plane, int64_t classes, int64_t len, LabelForm form,
@@ -101,8 +105,9 @@ PGN_INLINE void label_sums(const float* z, int64_t plane, int64_t classes, int64
     for (int64_t i = 0; i < len; ++i) {
       const float log_v = zc[i] - t.max_logit[i] - t.log_offset[i];
       const float v = fast_exp(log_v);
-      t.x[i] = form == LabelForm::UniformExact ? fabsf(v - inv_c) : (is_one_hot(form) && t.argmax[i] == c ? 0.0f : v);
-      t.log_x[i] = log_v;
+      const bool excluded = is_one_hot(form) && t.argmax[i] == c;
+      t.x[i] = form == LabelForm::UniformExact ? fabsf(v - inv_c) : (excluded ? 0.0f : v);
+      t.log_x[i] = excluded ? -INFINITY : log_v;
     }
     // |s_c − 1/C| has no known log; the other forms' values come with exact ones.
     if (form == LabelForm::UniformExact) add_powers_of(set, t.x, t.log_x, len, acc, kTile, t.terms.data());
@@ -114,12 +119,10 @@ PGN_INLINE void pgn_score(const Plan& plan, const ScoreSpec& spec, int64_t len, 
   const LabelForm form = label_form(spec);
   const PowerSet& labels = const_cast<Plan&>(plan).label_set(form);
   const float* label_acc = t.label_acc(form).data() + labels.index_of(spec.p) * kTile;
-  const float* feature_acc = t.feature_acc.data() + plan.features.index_of(spec.p) * kTile;
+  const float* feature_norm = t.feature_acc.data() + plan.features.index_of(spec.p) * kTile;
   const int64_t classes = plan.in.classes;
   float* label_norm = t.x;
-  float* feature_norm = t.log_x;
   finish_norms(label_acc, label_sum_extra(form), len, spec.p, label_norm);
-  finish_norms(feature_acc, 0.0f, len, spec.p, feature_norm);
   for (int64_t i = 0; i < len; ++i) {
     const SoftmaxStats st{t.max_logit[i], t.argmax[i], t.sum[i], t.sum_other[i], t.ez[i]};
     dst[i] = label_scale(form, st, classes) * label_norm[i] * feature_norm[i];
@@ -149,7 +152,9 @@ PGN_INLINE void score_tile_body(Plan& plan, Tile& t, int64_t n, int64_t start, i
   const float* z = in.logits + n * in.classes * plane + start;
 #ifdef PGN_X86_DISPATCH
   if (kIsa == CpuIsa::Avx512)
-    bad = !softmax_stats_avx512(z, plane, in.classes, len, SoftmaxArrays{t.max_logit, t.argmax, t.sum, t.sum_other, t.ez}) || bad;
+    bad = !softmax_stats_avx512(z, plane, in.classes, len,
+                                SoftmaxArrays{t.max_logit, t.argmax, t.sum, t.sum_other, t.ez, t.exp_d.data(), kTile}) ||
+          bad;
   else
 #endif
     softmax_stats(z, plane, in.classes, len, t, bad);
@@ -160,7 +165,8 @@ PGN_INLINE void score_tile_body(Plan& plan, Tile& t, int64_t n, int64_t start, i
     const int family = label_family(form);
 #ifdef PGN_X86_DISPATCH
     if (kIsa == CpuIsa::Avx512 && plan.has_flat[family]) {
-      const LabelRows rows{z, plane, in.classes, t.max_logit, t.log_offset, t.argmax, form};
+      const LabelRows rows{z,           plane,       in.classes,  t.exp_d.data(), kTile,
+                           t.max_logit, t.log_offset, t.inv_norm, t.argmax,      form};
       label_power_sums_avx512(rows, len, plan.flat[family], t.label_acc(form).data(), kTile);
       continue;
     }
@@ -178,6 +184,11 @@ PGN_INLINE void score_tile_body(Plan& plan, Tile& t, int64_t n, int64_t start, i
     {
       zero(t.feature_acc);
       feature_sums(phi, plane, in.channels, len, plan.features, t, bad);
+    }
+    // The feature norms ‖φ‖_p in place of their sums: once per exponent, whichever labels use them.
+    for (size_t k = 0; k < plan.features.size(); ++k) {
+      float* row = t.feature_acc.data() + static_cast<int64_t>(k) * kTile;
+      finish_norms(row, 0.0f, len, plan.features.p[k], row);
     }
   }
   const int64_t base = n * plane + start;
@@ -258,12 +269,14 @@ void compute_scores(const ScoreInput& in, const std::vector<ScoreSpec>& specs, c
 
   const int64_t plane = in.height * in.width;
   const int64_t tiles_per_image = (plane + kTile - 1) / kTile;
-  const TileFunction score_tile = tile_function(active_cpu_isa());
+  const CpuIsa isa = active_cpu_isa();
+  const TileFunction score_tile = tile_function(isa);
   bool any_bad = false;
   std::mutex bad_mutex;
   parallel_for(in.batch * tiles_per_image, threads, [&](int64_t begin, int64_t end) {
     Tile t;
     t.terms.resize(most * kTile);
+    if (isa == CpuIsa::Avx512) t.exp_d.resize(static_cast<size_t>(in.classes * kTile));
     t.feature_acc.resize(plan.features.p.size() * kTile);
     t.one_hot_acc.resize(plan.one_hot.p.size() * kTile);
     t.uniform_exact_acc.resize(plan.uniform_exact.p.size() * kTile);

@@ -130,8 +130,8 @@ PGN_INLINE float int_power(float v, int k) {
   return k == 2 ? v2 : k == 3 ? v2 * v : v2 * v2;
 }
 
-// acc[k·stride + i] += v_i^p_k for i < len, v already >= 0. log_v: the values' logs when they are
-// known exactly (general exponents then cost one exp), or nullptr (their polynomials are used; the
+// acc[k·stride + i] += v_i^p_k for i < len, v already >= 0. log_v: the values' logs (−inf for 0)
+// when they are known exactly (general exponents then cost one exp), or nullptr (their polynomials are used; the
 // set must not need a log then: see add_powers_of). terms (rows of `stride`) keeps each general
 // exponent's values for the multiples formed from them.
 template <typename Acc>
@@ -159,8 +159,9 @@ PGN_INLINE void add_powers(const PowerSet& e, const float* v, const float* log_v
             a[i] += term[i];
           }
         } else if (e.base[k] < 0) {
+          // From the log even where v itself underflowed to 0: e^(p·log v) need not have.
           for (int64_t i = 0; i < len; ++i) {
-            term[i] = v[i] > 0.0f ? fast_exp(p * log_v[i]) : 0.0f;
+            term[i] = fast_exp(p * log_v[i]);
             a[i] += term[i];
           }
         } else {
@@ -182,7 +183,7 @@ template <typename Acc>
 PGN_INLINE void add_powers_of(const PowerSet& e, const float* v, float* log_scratch, int64_t len, Acc* acc,
                               int64_t stride, float* terms) {
   if (!e.needs_log) return add_powers(e, v, static_cast<const float*>(nullptr), len, acc, stride, terms);
-  for (int64_t i = 0; i < len; ++i) log_scratch[i] = fast_log(v[i]);
+  for (int64_t i = 0; i < len; ++i) log_scratch[i] = v[i] > 0.0f ? fast_log(v[i]) : -INFINITY;
   add_powers(e, v, log_scratch, len, acc, stride, terms);
 }
 
