@@ -1,6 +1,7 @@
 #include "parallel.h"
 
 #include <algorithm>
+#include <atomic>
 #include <exception>
 #include <mutex>
 #include <system_error>
@@ -8,6 +9,14 @@
 #include <vector>
 
 namespace pgn {
+
+namespace {
+
+// Chunks per worker: enough to even out a worker that starts late or is preempted, few enough that
+// per-chunk setup (scratch buffers) stays negligible.
+constexpr int64_t kChunksPerWorker = 4;
+
+}  // namespace
 
 int default_threads() {
   const unsigned n = std::thread::hardware_concurrency();
@@ -21,12 +30,17 @@ void parallel_for(int64_t count, int threads, const std::function<void(int64_t, 
     body(0, count);
     return;
   }
+  // The range goes out in chunks, in order, to whichever worker is free: a worker that the OS (or
+  // a hypervisor) holds up takes fewer of them instead of holding up the whole call.
+  const int64_t chunk = std::max<int64_t>(1, (count + workers * kChunksPerWorker - 1) / (workers * kChunksPerWorker));
+  std::atomic<int64_t> next{0};
   std::exception_ptr failure;
   std::mutex failure_mutex;
-  auto run = [&](int64_t w) {
+  auto run = [&]() {
     try {
-      body(count * w / workers, count * (w + 1) / workers);
+      for (int64_t begin; (begin = next.fetch_add(chunk)) < count;) body(begin, std::min(count, begin + chunk));
     } catch (...) {
+      next = count;  // no more chunks for anyone
       std::lock_guard<std::mutex> lock(failure_mutex);
       if (!failure) failure = std::current_exception();
     }
@@ -35,12 +49,12 @@ void parallel_for(int64_t count, int threads, const std::function<void(int64_t, 
   pool.reserve(static_cast<size_t>(workers - 1));
   for (int64_t w = 1; w < workers; ++w) {
     try {
-      pool.emplace_back(run, w);
+      pool.emplace_back(run);
     } catch (const std::system_error&) {
-      run(w);  // the OS refused a thread: do that chunk here rather than fail the call
+      break;  // the OS refused a thread: the workers already running take its chunks
     }
   }
-  run(0);
+  run();
   for (auto& t : pool) t.join();
   if (failure) std::rethrow_exception(failure);
 }
