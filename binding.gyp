@@ -9,6 +9,7 @@
         "native/core/instance_metrics.cc",
         "native/core/parallel.cc",
         "native/core/pixel_metrics.cc",
+        "native/core/power_sums_avx2.cc",
         "native/core/power_sums_avx512.cc",
         "native/core/scores.cc",
         "native/core/second_layer.cc",

@@ -7,7 +7,7 @@
 
 #include "cpu_isa.h"
 #include "parallel.h"
-#include "power_sums_avx512.h"
+#include "power_sums.h"
 #include "tile_math.h"
 
 namespace pgn {
@@ -25,8 +25,9 @@ struct Plan {
   const std::vector<ScoreSpec>& specs;
   const ScoreOutput& out;
   PowerSet features, one_hot, uniform_exact, uniform_code;
-  // The sets' flat forms for the AVX-512 kernels, by family (kFeatures, then label_family), where
-  // they have one.
+  // The hand-vectorized kernels of the active CPU level (power_sums.h), or nullptr, and the sets'
+  // flat forms for them, by family (kFeatures, then label_family), where they have one.
+  const PowerSumKernels* kernels = nullptr;
   FlatPowerSet flat[4];
   bool has_flat[4] = {};
 
@@ -145,43 +146,36 @@ PGN_INLINE void baseline_scores(ScoreKind kind, int64_t len, const Tile& t, floa
 
 PGN_INLINE void zero(std::vector<float>& v) { std::fill(v.begin(), v.end(), 0.0f); }
 
-template <CpuIsa kIsa>
 PGN_INLINE void score_tile_body(Plan& plan, Tile& t, int64_t n, int64_t start, int64_t len, bool& bad) {
   const ScoreInput& in = plan.in;
   const int64_t plane = in.height * in.width;
   const float* z = in.logits + n * in.classes * plane + start;
-#ifdef PGN_X86_DISPATCH
-  if (kIsa == CpuIsa::Avx512)
-    bad = !softmax_stats_avx512(z, plane, in.classes, len,
-                                SoftmaxArrays{t.max_logit, t.argmax, t.sum, t.sum_other, t.ez, t.exp_d.data(), kTile}) ||
+  if (plan.kernels)
+    bad = !plan.kernels->softmax(z, plane, in.classes, len,
+                                 SoftmaxArrays{t.max_logit, t.argmax, t.sum, t.sum_other, t.ez, t.exp_d.data(), kTile}) ||
           bad;
   else
-#endif
     softmax_stats(z, plane, in.classes, len, t, bad);
   for (LabelForm form : {LabelForm::OneHotExact, LabelForm::UniformExact, LabelForm::UniformCode}) {
     const PowerSet& set = plan.label_set(form);
     if (set.p.empty()) continue;
     label_offsets(form, len, t);
     const int family = label_family(form);
-#ifdef PGN_X86_DISPATCH
-    if (kIsa == CpuIsa::Avx512 && plan.has_flat[family]) {
+    if (plan.kernels && plan.has_flat[family]) {
       const LabelRows rows{z,           plane,       in.classes,  t.exp_d.data(), kTile,
                            t.max_logit, t.log_offset, t.inv_norm, t.argmax,      form};
-      label_power_sums_avx512(rows, len, plan.flat[family], t.label_acc(form).data(), kTile);
+      plan.kernels->label_sums(rows, len, plan.flat[family], t.label_acc(form).data(), kTile);
       continue;
     }
-#endif
     zero(t.label_acc(form));
     label_sums(z, plane, in.classes, len, form, set, t);
   }
   if (!plan.features.p.empty()) {
     const float* phi = in.features + n * in.channels * plane + start;
-#ifdef PGN_X86_DISPATCH
-    if (kIsa == CpuIsa::Avx512 && plan.has_flat[kFeatures]) {
-      bad = !channel_power_sums_avx512(phi, plane, in.channels, len, plan.flat[kFeatures], t.feature_acc.data(), kTile) || bad;
-    } else
-#endif
-    {
+    if (plan.kernels && plan.has_flat[kFeatures]) {
+      bad = !plan.kernels->channel_sums(phi, plane, in.channels, len, plan.flat[kFeatures], t.feature_acc.data(), kTile) ||
+            bad;
+    } else {
       zero(t.feature_acc);
       feature_sums(phi, plane, in.channels, len, plan.features, t, bad);
     }
@@ -204,19 +198,19 @@ PGN_INLINE void score_tile_body(Plan& plan, Tile& t, int64_t n, int64_t start, i
 using TileFunction = void (*)(Plan&, Tile&, int64_t, int64_t, int64_t, bool&);
 
 void score_tile_baseline(Plan& plan, Tile& t, int64_t n, int64_t start, int64_t len, bool& bad) {
-  score_tile_body<CpuIsa::Baseline>(plan, t, n, start, len, bad);
+  score_tile_body(plan, t, n, start, len, bad);
 }
 
 #ifdef PGN_X86_DISPATCH
 __attribute__((target("avx2,fma"))) void score_tile_avx2(Plan& plan, Tile& t, int64_t n, int64_t start, int64_t len,
                                                           bool& bad) {
-  score_tile_body<CpuIsa::Avx2>(plan, t, n, start, len, bad);
+  score_tile_body(plan, t, n, start, len, bad);
 }
 
 // The loops around the AVX-512 kernel (softmax, labels) vectorized at the full 512-bit width.
 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,prefer-vector-width=512"))) void score_tile_avx512(
     Plan& plan, Tile& t, int64_t n, int64_t start, int64_t len, bool& bad) {
-  score_tile_body<CpuIsa::Avx512>(plan, t, n, start, len, bad);
+  score_tile_body(plan, t, n, start, len, bad);
 }
 #endif
 
@@ -250,7 +244,7 @@ LabelForm label_form(const ScoreSpec& spec) {
 
 void compute_scores(const ScoreInput& in, const std::vector<ScoreSpec>& specs, const ScoreOutput& out, int threads) {
   check_arguments(in, specs, out);
-  Plan plan{in, specs, out, {}, {}, {}, {}, {}, {}};
+  Plan plan{in, specs, out, {}, {}, {}, {}, nullptr, {}, {}};
   for (const ScoreSpec& s : specs) {
     if (!is_pgn(s.kind)) continue;
     plan.features.add(s.p);
@@ -271,12 +265,13 @@ void compute_scores(const ScoreInput& in, const std::vector<ScoreSpec>& specs, c
   const int64_t tiles_per_image = (plane + kTile - 1) / kTile;
   const CpuIsa isa = active_cpu_isa();
   const TileFunction score_tile = tile_function(isa);
+  plan.kernels = power_sum_kernels(isa);
   bool any_bad = false;
   std::mutex bad_mutex;
   parallel_for(in.batch * tiles_per_image, threads, [&](int64_t begin, int64_t end) {
     Tile t;
     t.terms.resize(most * kTile);
-    if (isa == CpuIsa::Avx512) t.exp_d.resize(static_cast<size_t>(in.classes * kTile));
+    if (plan.kernels) t.exp_d.resize(static_cast<size_t>(in.classes * kTile));
     t.feature_acc.resize(plan.features.p.size() * kTile);
     t.one_hot_acc.resize(plan.one_hot.p.size() * kTile);
     t.uniform_exact_acc.resize(plan.uniform_exact.p.size() * kTile);

@@ -1,0 +1,231 @@
+// The kernels of power_sums.h, written once over a SIMD traits type S and compiled per instruction
+// set: power_sums_avx512.cc and power_sums_avx2.cc switch the target, define S and include this.
+// S gives the vector (V), lane-mask (M) and int-vector (I) types, kLanes, and the operations used
+// below; everything stays in an anonymous namespace, so each file has its own copy.
+#pragma once
+
+#include <cstdint>
+
+#include "power_sums.h"
+
+namespace pgn {
+
+namespace {
+
+// How far ahead along a feature row the software prefetch reaches (floats). A tile reads
+// `channels` rows far apart: more streams than the hardware prefetcher follows.
+constexpr int64_t kPrefetchAhead = 1024;
+
+// One vector of a row's values: v >= 0; `pos` the lanes whose power terms are non-zero (v > 0, or
+// for values with a known log, every kept lane); log v where known.
+template <typename S>
+struct Value {
+  typename S::V v;
+  typename S::M pos;
+  typename S::V log;
+};
+
+// Rows of feature values |x|, checked for NaN and ±inf.
+template <typename S>
+struct FeatureSource {
+  static constexpr bool kLogs = false;
+  const float* x;
+  int64_t plane;
+  typename S::V check = S::zero();
+
+  PGN_INLINE Value<S> load(int64_t f, int64_t j, typename S::M lanes) {
+    const float* at = x + f * plane + j;
+    S::prefetch(at + kPrefetchAhead);
+    const typename S::V raw = S::load(lanes, at);
+    check = S::fma(raw, S::zero(), check);  // x·0 is NaN exactly for NaN and ±inf
+    const typename S::V v = S::abs(raw);
+    return {v, S::gt(lanes, v, S::zero()), v};
+  }
+};
+
+// Rows of one label form's per-class values.
+template <typename S, LabelForm kForm>
+struct LabelSource {
+  static constexpr bool kLogs = kForm != LabelForm::UniformExact;
+  LabelRows rows;
+
+  PGN_INLINE Value<S> load(int64_t c, int64_t j, typename S::M lanes) const {
+    using V = typename S::V;
+    typename S::M keep = lanes;
+    if (is_one_hot(kForm)) keep = S::neq_i32(lanes, S::load_i32(lanes, rows.argmax + j), static_cast<int32_t>(c));
+    const V inv_norm = S::load(lanes, rows.inv_norm + j);
+    V v = S::maskz(keep, S::mul(S::load(lanes, rows.exp_d + c * rows.exp_stride + j), inv_norm));
+    if (kForm == LabelForm::UniformExact) {
+      v = S::abs(S::sub(v, S::set1(1.0f / static_cast<float>(rows.classes))));
+      return {v, S::gt(lanes, v, S::zero()), v};
+    }
+    const V z = S::load(lanes, rows.z + c * rows.plane + j);
+    const V log_v = S::sub(S::sub(z, S::load(lanes, rows.max_logit + j)), S::load(lanes, rows.log_offset + j));
+    // With the argmax ahead of every other class by more than ~41 nats (S_other < 2^-60, or 0),
+    // e^(z_c − m) may have underflowed while q_c = e^(z_c − m)/S_other is not negligible: there,
+    // q_c from its log.
+    if (is_one_hot(kForm) && S::any(S::gt(lanes, inv_norm, S::set1(0x1p60f)))) v = S::exp(log_v, keep);
+    return {v, keep, log_v};
+  }
+};
+
+// How one exponent's term is formed from a value (see PowerSet): fixed at compile time for the
+// common sets, or Any (read from the set at run time).
+enum class Op : int { One, Two, Half, Pow, Multiple, Any };
+
+PGN_INLINE Op op_of(const FlatPowerSet& set, int k) {
+  switch (set.kind[k]) {
+    case PowKind::One: return Op::One;
+    case PowKind::Two: return Op::Two;
+    case PowKind::Half: return Op::Half;
+    default: return set.base[k] >= 0 ? Op::Multiple : Op::Pow;
+  }
+}
+
+template <Op... kOps>
+bool matches(const FlatPowerSet& set) {
+  constexpr Op ops[] = {kOps...};
+  if (set.count != static_cast<int>(sizeof...(kOps))) return false;
+  for (int k = 0; k < set.count; ++k)
+    if (op_of(set, k) != ops[k]) return false;
+  return true;
+}
+
+// sum + v^k for k in 2..4, the last multiplication fused with the addition.
+template <typename S>
+PGN_INLINE typename S::V add_int_power(typename S::V sum, typename S::V v, int k) {
+  if (k == 2) return S::fma(v, v, sum);
+  const typename S::V v2 = S::mul(v, v);
+  return S::fma(v2, k == 3 ? v : v2, sum);
+}
+
+// acc rows (k·stride) += every exponent's power of one value vector at j.
+template <typename S, bool kLogs, Op... kOps>
+PGN_INLINE void accumulate(const Value<S>& x, const FlatPowerSet& set, float* acc, int64_t stride, int64_t j) {
+  using V = typename S::V;
+  constexpr int K = sizeof...(kOps);
+  constexpr Op ops[K] = {kOps...};
+  V term[K] = {};  // the general exponents' terms, for their multiples
+#pragma GCC unroll 8
+  for (int k = 0; k < K; ++k) {
+    float* a = acc + k * stride + j;
+    V sum = S::load_full(a);
+    switch (ops[k] == Op::Any ? op_of(set, k) : ops[k]) {
+      case Op::One: sum = S::add(sum, x.v); break;
+      case Op::Two: sum = S::fma(x.v, x.v, sum); break;
+      case Op::Half: sum = S::add(sum, S::sqrt(x.v)); break;
+      case Op::Multiple: {
+        V base = term[0];
+        for (int i = 1; i < k; ++i) base = i == set.base[k] ? term[i] : base;
+        sum = add_int_power<S>(sum, base, set.mult[k]);
+        break;
+      }
+      default:
+        term[k] = kLogs ? S::exp(S::mul(S::set1(set.p[k]), x.log), x.pos) : S::pow_poly(x.v, x.pos, set.poly[k]);
+        sum = S::add(sum, term[k]);
+    }
+    S::store_full(a, sum);
+  }
+}
+
+// acc[k·stride + i] = Σ_r v_r(i)^p_k for i < len: row by row, each row's run of the tile read
+// contiguously, the sums kept in acc (L1).
+template <typename S, typename Source, Op... kOps>
+void sums(Source& source, int64_t rows, int64_t len, const FlatPowerSet& set, float* acc, int64_t stride) {
+  Source local = source;  // a local copy stays in registers
+  const int64_t padded = (len + S::kLanes - 1) / S::kLanes * S::kLanes;
+  for (int k = 0; k < set.count; ++k)
+    for (int64_t j = 0; j < padded; j += S::kLanes) S::store_full(acc + k * stride + j, S::zero());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < len; j += S::kLanes)
+      accumulate<S, Source::kLogs, kOps...>(local.load(r, j, S::lanes(len - j)), set, acc, stride, j);
+  source = local;
+}
+
+// Compiled for the paper's set {0.1, 0.3, 0.5, 1, 2} and single exponents; any other set runs the
+// same loop with its operations read at run time.
+template <typename S, typename Source>
+void sums_of(Source& source, int64_t rows, int64_t len, const FlatPowerSet& set, float* acc, int64_t stride) {
+  constexpr Op A = Op::Any;
+  if (matches<Op::Pow, Op::Multiple, Op::Half, Op::One, Op::Two>(set))
+    return sums<S, Source, Op::Pow, Op::Multiple, Op::Half, Op::One, Op::Two>(source, rows, len, set, acc, stride);
+  if (matches<Op::Pow>(set)) return sums<S, Source, Op::Pow>(source, rows, len, set, acc, stride);
+  if (matches<Op::Half>(set)) return sums<S, Source, Op::Half>(source, rows, len, set, acc, stride);
+  if (matches<Op::One>(set)) return sums<S, Source, Op::One>(source, rows, len, set, acc, stride);
+  if (matches<Op::Two>(set)) return sums<S, Source, Op::Two>(source, rows, len, set, acc, stride);
+  switch (set.count) {
+    case 1: return sums<S, Source, A>(source, rows, len, set, acc, stride);
+    case 2: return sums<S, Source, A, A>(source, rows, len, set, acc, stride);
+    case 3: return sums<S, Source, A, A, A>(source, rows, len, set, acc, stride);
+    case 4: return sums<S, Source, A, A, A, A>(source, rows, len, set, acc, stride);
+    case 5: return sums<S, Source, A, A, A, A, A>(source, rows, len, set, acc, stride);
+    case 6: return sums<S, Source, A, A, A, A, A, A>(source, rows, len, set, acc, stride);
+    case 7: return sums<S, Source, A, A, A, A, A, A, A>(source, rows, len, set, acc, stride);
+    default: return sums<S, Source, A, A, A, A, A, A, A, A>(source, rows, len, set, acc, stride);
+  }
+}
+
+template <typename S>
+bool kernel_channel_sums(const float* x, int64_t plane, int64_t channels, int64_t len, const FlatPowerSet& set,
+                         float* acc, int64_t stride) {
+  FeatureSource<S> source{x, plane};
+  sums_of<S>(source, channels, len, set, acc, stride);
+  return S::finite(source.check);
+}
+
+template <typename S>
+void kernel_label_sums(const LabelRows& rows, int64_t len, const FlatPowerSet& set, float* acc, int64_t stride) {
+  switch (rows.form) {
+    case LabelForm::OneHotExact:
+    case LabelForm::OneHotCode: {
+      LabelSource<S, LabelForm::OneHotExact> source{rows};
+      return sums_of<S>(source, rows.classes, len, set, acc, stride);
+    }
+    case LabelForm::UniformExact: {
+      LabelSource<S, LabelForm::UniformExact> source{rows};
+      return sums_of<S>(source, rows.classes, len, set, acc, stride);
+    }
+    default: {
+      LabelSource<S, LabelForm::UniformCode> source{rows};
+      return sums_of<S>(source, rows.classes, len, set, acc, stride);
+    }
+  }
+}
+
+template <typename S>
+bool kernel_softmax(const float* z, int64_t plane, int64_t classes, int64_t len, const SoftmaxArrays& out) {
+  using V = typename S::V;
+  V check = S::zero();
+  for (int64_t j = 0; j < len; j += S::kLanes) {
+    const typename S::M lanes = S::lanes(len - j);
+    // Max, argmax (first on ties) and the finiteness check over the classes.
+    V max = S::load(lanes, z + j);
+    typename S::I argmax = S::zero_i32();
+    check = S::fma(max, S::zero(), check);
+    for (int64_t c = 1; c < classes; ++c) {
+      const V v = S::load(lanes, z + c * plane + j);
+      check = S::fma(v, S::zero(), check);
+      const typename S::M more = S::gt(lanes, v, max);
+      max = S::blend(max, more, v);
+      argmax = S::blend_i32(argmax, more, static_cast<int32_t>(c));
+    }
+    V sum_other = S::zero(), ez = S::zero();
+    for (int64_t c = 0; c < classes; ++c) {
+      const V d = S::sub(S::load(lanes, z + c * plane + j), max);
+      const V e = S::exp(d, lanes);
+      S::store_full(out.exp_d + c * out.exp_stride + j, e);
+      sum_other = S::add(sum_other, S::maskz(S::neq_i32(lanes, argmax, static_cast<int32_t>(c)), e));
+      ez = S::fma(e, d, ez);
+    }
+    S::store(lanes, out.max_logit + j, max);
+    S::store_i32(lanes, out.argmax + j, argmax);
+    S::store(lanes, out.sum_other + j, sum_other);
+    S::store(lanes, out.sum + j, S::add(sum_other, S::set1(1.0f)));
+    S::store(lanes, out.ez + j, ez);
+  }
+  return S::finite(check);
+}
+
+}  // namespace
+
+}  // namespace pgn
