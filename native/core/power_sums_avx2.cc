@@ -1,4 +1,4 @@
-// power_sums.h's kernels for AVX2 + FMA: 8 lanes, masks as all-ones lanes, exponents and 2^n by
+// power_sums.h's kernels for AVX2 + FMA: 8 lanes, masks as all-ones lanes, split and scale by
 // integer arithmetic on the float bits (as pixel_math.h's scalar functions do).
 #include "power_sums.h"
 
@@ -64,55 +64,21 @@ struct Avx2 {
   static PGN_INLINE bool any(M m) { return _mm256_movemask_ps(m) != 0; }
   static PGN_INLINE bool finite(V check) { return _mm256_movemask_ps(_mm256_cmp_ps(check, check, _CMP_UNORD_Q)) == 0; }
 
-  static PGN_INLINE V round_nearest(V x) { return sub(add(x, set1(12582912.0f)), set1(12582912.0f)); }
-
-  // 2^n for integer-valued n in [-126, 127], from the exponent bits.
-  static PGN_INLINE V pow2(V n) {
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), set1_i32(127)), 23));
-  }
-
-  // pixel_math.h's fast_exp in the lanes of `keep` (0 elsewhere, and below about -87.3).
-  static PGN_INLINE V exp(V x, M keep) {
-    const M tiny = _mm256_cmp_ps(x, set1(-87.3f), _CMP_NGE_UQ);  // also NaN
-    V t = _mm256_max_ps(_mm256_min_ps(x, set1(88.7f)), set1(-87.3f));
-    const V n = round_nearest(mul(t, set1(1.44269504088896341f)));
-    t = _mm256_fnmadd_ps(n, set1(0.693359375f), t);
-    t = _mm256_fnmadd_ps(n, set1(-2.12194440e-4f), t);
-    V y = set1(1.9875691500e-4f);
-    y = fma(y, t, set1(1.3981999507e-3f));
-    y = fma(y, t, set1(8.3334519073e-3f));
-    y = fma(y, t, set1(4.1665795894e-2f));
-    y = fma(y, t, set1(1.6666665459e-1f));
-    y = fma(y, t, set1(5.0000001201e-1f));
-    y = fma(y, mul(t, t), add(t, set1(1.0f)));
-    return _mm256_and_ps(_mm256_andnot_ps(tiny, keep), mul(y, pow2(n)));
-  }
-
-  // pixel_math.h's pow_poly for v >= 0 in the lanes of `pos` (v > 0).
-  static PGN_INLINE V pow_poly(V v, M pos, const PowPoly& P) {
+  // v = m·2^e with m in [1, 2), from the float bits; subnormals are scaled by 2^23 first.
+  static PGN_INLINE void split(V v, V& m, V& e) {
     const M sub_normal = _mm256_cmp_ps(v, set1(1.17549435e-38f), _CMP_LT_OQ);
     const I bits = _mm256_castps_si256(_mm256_blendv_ps(v, mul(v, set1(8388608.0f)), sub_normal));
-    const V e = sub(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(bits, 23), set1_i32(127))),
-                    _mm256_and_ps(sub_normal, set1(23.0f)));
-    const V u = sub(_mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits, set1_i32(0x007fffff)), set1_i32(0x3f800000))),
-                    set1(1.5f));
-    V q = set1(P.c[PowPoly::kDegree]);
-    for (int j = PowPoly::kDegree - 1; j >= 0; --j) q = fma(q, u, set1(P.c[j]));
-    const V th = mul(set1(P.p_hi), e);  // exact: p_hi has 12 significant bits
-    const V n = round_nearest(th);
-    const V f = fma(set1(P.p_lo), e, sub(th, n));
-    const M tiny = _mm256_cmp_ps(n, set1(-126.0f), _CMP_LT_OQ);  // below the normal range: 0
-    const V scale = pow2(_mm256_min_ps(_mm256_max_ps(n, set1(-126.0f)), set1(127.0f)));
-    return _mm256_and_ps(_mm256_andnot_ps(tiny, pos), mul(mul(q, exp2_reduced(f)), scale));
+    e = sub(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(bits, 23), set1_i32(127))),
+            _mm256_and_ps(sub_normal, set1(23.0f)));
+    m = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits, set1_i32(0x007fffff)), set1_i32(0x3f800000)));
   }
-
-  static PGN_INLINE V exp2_reduced(V f) {  // pixel_math.h's exp2_reduced
-    V y = set1(1.3390863314270973e-3f);
-    y = fma(y, f, set1(9.676031768321991e-3f));
-    y = fma(y, f, set1(5.5503569543361664e-2f));
-    y = fma(y, f, set1(2.402210682630539e-1f));
-    y = fma(y, f, set1(6.931471824645996e-1f));
-    return fma(y, f, set1(1.0000001192092896f));
+  // y·2^n in the lanes of `keep`, 2^n built in the exponent bits: 0 below 2^-126 (as pixel_math.h's
+  // functions), n capped at 127.
+  static PGN_INLINE V scale(V y, V n, M keep) {
+    const M tiny = _mm256_cmp_ps(n, set1(-126.0f), _CMP_NGE_UQ);  // also NaN
+    const V nc = _mm256_min_ps(_mm256_max_ps(n, set1(-126.0f)), set1(127.0f));
+    const V pow2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(nc), set1_i32(127)), 23));
+    return _mm256_and_ps(_mm256_andnot_ps(tiny, keep), mul(y, pow2));
   }
 };
 

@@ -1,5 +1,5 @@
 // power_sums.h's kernels for AVX-512 (F, DQ, BW, VL): 16 lanes, mask registers, and the exponent
-// instructions getmant/getexp/scalef.
+// instructions getmant/getexp/scalef for split and scale.
 #include "power_sums.h"
 
 #ifdef PGN_X86_DISPATCH
@@ -57,46 +57,13 @@ struct Avx512 {
   static PGN_INLINE bool any(M m) { return m != 0; }
   static PGN_INLINE bool finite(V check) { return _mm512_cmp_ps_mask(check, check, _CMP_ORD_Q) == 0xffff; }
 
-  // Round to nearest integer with the 1.5·2^23 trick (two adds, on either vector port).
-  static PGN_INLINE V round_nearest(V x) { return sub(add(x, set1(12582912.0f)), set1(12582912.0f)); }
-
-  // e^x for x <= 0 in the lanes of `keep` (0 elsewhere): pixel_math.h's fast_exp (Cody–Waite
-  // reduction, Cephes polynomial), with scalef for the 2^n.
-  static PGN_INLINE V exp(V x, M keep) {
-    const V n = round_nearest(mul(x, set1(1.44269504088896341f)));
-    V t = _mm512_fnmadd_ps(n, set1(0.693359375f), x);
-    t = _mm512_fnmadd_ps(n, set1(-2.12194440e-4f), t);
-    V y = set1(1.9875691500e-4f);
-    y = fma(y, t, set1(1.3981999507e-3f));
-    y = fma(y, t, set1(8.3334519073e-3f));
-    y = fma(y, t, set1(4.1665795894e-2f));
-    y = fma(y, t, set1(1.6666665459e-1f));
-    y = fma(y, t, set1(5.0000001201e-1f));
-    y = fma(y, mul(t, t), add(t, set1(1.0f)));
-    return _mm512_maskz_scalef_ps(keep, y, n);
+  // v = m·2^e with m in [1, 2) (subnormals included); any m and e for v = 0.
+  static PGN_INLINE void split(V v, V& m, V& e) {
+    m = _mm512_getmant_ps(v, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);
+    e = _mm512_getexp_ps(v);
   }
-
-  // v^p for v >= 0 (pos: the lanes with v > 0), pixel_math.h's pow_poly: getmant/getexp split
-  // v = m·2^e (subnormals included) and scalef applies 2^n.
-  static PGN_INLINE V pow_poly(V v, M pos, const PowPoly& P) {
-    const V u = sub(_mm512_getmant_ps(v, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero), set1(1.5f));
-    const V e = _mm512_getexp_ps(v);
-    V q = set1(P.c[PowPoly::kDegree]);
-    for (int j = PowPoly::kDegree - 1; j >= 0; --j) q = fma(q, u, set1(P.c[j]));
-    const V th = mul(set1(P.p_hi), e);  // exact: p_hi has 12 significant bits
-    const V n = round_nearest(th);
-    const V f = fma(set1(P.p_lo), e, sub(th, n));
-    return _mm512_maskz_scalef_ps(pos, mul(q, exp2_reduced(f)), n);
-  }
-
-  static PGN_INLINE V exp2_reduced(V f) {  // pixel_math.h's exp2_reduced
-    V y = set1(1.3390863314270973e-3f);
-    y = fma(y, f, set1(9.676031768321991e-3f));
-    y = fma(y, f, set1(5.5503569543361664e-2f));
-    y = fma(y, f, set1(2.402210682630539e-1f));
-    y = fma(y, f, set1(6.931471824645996e-1f));
-    return fma(y, f, set1(1.0000001192092896f));
-  }
+  // y·2^n in the lanes of `keep` (n integer-valued; scalef saturates and goes subnormal as needed).
+  static PGN_INLINE V scale(V y, V n, M keep) { return _mm512_maskz_scalef_ps(keep, y, n); }
 };
 
 }  // namespace

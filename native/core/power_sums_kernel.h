@@ -16,6 +16,57 @@ namespace {
 // `channels` rows far apart: more streams than the hardware prefetcher follows.
 constexpr int64_t kPrefetchAhead = 1024;
 
+// The vector forms of pixel_math.h's functions, over the traits' two ISA-specific steps: split
+// (v = m·2^e, m in [1, 2), subnormals included) and scale (y·2^n for integer-valued n, 0 outside
+// `keep` and below the float range).
+
+template <typename S>
+PGN_INLINE typename S::V round_nearest(typename S::V x) {  // the 1.5·2^23 trick: two adds
+  return S::sub(S::add(x, S::set1(12582912.0f)), S::set1(12582912.0f));
+}
+
+template <typename S>
+PGN_INLINE typename S::V exp2_reduced_vec(typename S::V f) {
+  typename S::V y = S::set1(1.3390863314270973e-3f);
+  y = S::fma(y, f, S::set1(9.676031768321991e-3f));
+  y = S::fma(y, f, S::set1(5.5503569543361664e-2f));
+  y = S::fma(y, f, S::set1(2.402210682630539e-1f));
+  y = S::fma(y, f, S::set1(6.931471824645996e-1f));
+  return S::fma(y, f, S::set1(1.0000001192092896f));
+}
+
+// fast_exp for x <= 0 in the lanes of `keep` (Cody–Waite reduction, Cephes polynomial).
+template <typename S>
+PGN_INLINE typename S::V exp_vec(typename S::V x, typename S::M keep) {
+  using V = typename S::V;
+  const V n = round_nearest<S>(S::mul(x, S::set1(1.44269504088896341f)));
+  V t = S::fma(n, S::set1(-0.693359375f), x);
+  t = S::fma(n, S::set1(2.12194440e-4f), t);
+  V y = S::set1(1.9875691500e-4f);
+  y = S::fma(y, t, S::set1(1.3981999507e-3f));
+  y = S::fma(y, t, S::set1(8.3334519073e-3f));
+  y = S::fma(y, t, S::set1(4.1665795894e-2f));
+  y = S::fma(y, t, S::set1(1.6666665459e-1f));
+  y = S::fma(y, t, S::set1(5.0000001201e-1f));
+  y = S::fma(y, S::mul(t, t), S::add(t, S::set1(1.0f)));
+  return S::scale(y, n, keep);
+}
+
+// pow_poly for v >= 0 in the lanes of `pos` (v > 0).
+template <typename S>
+PGN_INLINE typename S::V pow_poly_vec(typename S::V v, typename S::M pos, const PowPoly& P) {
+  using V = typename S::V;
+  V m, e;
+  S::split(v, m, e);
+  const V u = S::sub(m, S::set1(1.5f));
+  V q = S::set1(P.c[PowPoly::kDegree]);
+  for (int j = PowPoly::kDegree - 1; j >= 0; --j) q = S::fma(q, u, S::set1(P.c[j]));
+  const V th = S::mul(S::set1(P.p_hi), e);  // exact: p_hi has 12 significant bits
+  const V n = round_nearest<S>(th);
+  const V f = S::fma(S::set1(P.p_lo), e, S::sub(th, n));
+  return S::scale(S::mul(q, exp2_reduced_vec<S>(f)), n, pos);
+}
+
 // One vector of a row's values: v >= 0; `pos` the lanes whose power terms are non-zero (v > 0, or
 // for values with a known log, every kept lane); log v where known.
 template <typename S>
@@ -64,7 +115,7 @@ struct LabelSource {
     // With the argmax ahead of every other class by more than ~41 nats (S_other < 2^-60, or 0),
     // e^(z_c − m) may have underflowed while q_c = e^(z_c − m)/S_other is not negligible: there,
     // q_c from its log.
-    if (is_one_hot(kForm) && S::any(S::gt(lanes, inv_norm, S::set1(0x1p60f)))) v = S::exp(log_v, keep);
+    if (is_one_hot(kForm) && S::any(S::gt(lanes, inv_norm, S::set1(0x1p60f)))) v = exp_vec<S>(log_v, keep);
     return {v, keep, log_v};
   }
 };
@@ -121,7 +172,7 @@ PGN_INLINE void accumulate(const Value<S>& x, const FlatPowerSet& set, float* ac
         break;
       }
       default:
-        term[k] = kLogs ? S::exp(S::mul(S::set1(set.p[k]), x.log), x.pos) : S::pow_poly(x.v, x.pos, set.poly[k]);
+        term[k] = kLogs ? exp_vec<S>(S::mul(S::set1(set.p[k]), x.log), x.pos) : pow_poly_vec<S>(x.v, x.pos, set.poly[k]);
         sum = S::add(sum, term[k]);
     }
     S::store_full(a, sum);
@@ -212,7 +263,7 @@ bool kernel_softmax(const float* z, int64_t plane, int64_t classes, int64_t len,
     V sum_other = S::zero(), ez = S::zero();
     for (int64_t c = 0; c < classes; ++c) {
       const V d = S::sub(S::load(lanes, z + c * plane + j), max);
-      const V e = S::exp(d, lanes);
+      const V e = exp_vec<S>(d, lanes);
       S::store_full(out.exp_d + c * out.exp_stride + j, e);
       sum_other = S::add(sum_other, S::maskz(S::neq_i32(lanes, argmax, static_cast<int32_t>(c)), e));
       ez = S::fma(e, d, ez);
