@@ -1,5 +1,6 @@
 import { computeScores, cpuIsa, limitCpuIsa, parseScore, scoreName, scoreLabel, ScoreSpec } from '../src/scores';
 import type { CpuIsa } from '../src/native';
+import { expectRejection, expectThrow } from './helpers/errors';
 import { randomArray, referenceScores, rng } from './helpers/reference';
 
 // 0.3 is formed from 0.1 (a multiple); 0.1, 0.15, 0.7 and 3 use their fitted polynomials; 5 is beyond
@@ -69,6 +70,21 @@ describe.each(LEVELS)('scores against a float64 reference (%s)', (level) => {
 
   test('the level is in effect', () => {
     expect(cpuIsa()).toEqual({ active: level, detected: LEVELS[LEVELS.length - 1] });
+  });
+
+  test.each([
+    ['logits', 'NaN', 5],
+    ['logits', '-Infinity', 700],
+    ['features', 'Infinity', 3],
+    ['features', 'NaN', 29_000],
+  ] as const)('a non-finite value in the %s (%s) is a RangeError naming its index', async (tensor, value, index) => {
+    const N = 1, C = 7, F = 40, h = 20, w = 37;
+    const r = rng(21);
+    const logits = randomArray(N * C * h * w, r, -4, 4);
+    const features = randomArray(N * F * h * w, r, 0, 2);
+    (tensor === 'logits' ? logits : features)[index] = Number(value);
+    const call = computeScores({ data: logits, dims: [N, C, h, w] }, { data: features, dims: [N, F, h, w] }, { scores: PAPER_SPECS });
+    await expectRejection(call, 'RangeError', new RegExp(`^${tensor} contain a non-finite value \\(NaN or Inf\\) at flat index ${index}$`));
   });
 
   describe.each(SPEC_SETS)('%s', (_name, specs) => {
@@ -170,6 +186,14 @@ describe.each(LEVELS)('scores against a float64 reference (%s)', (level) => {
     const [one, three, dflt] = await Promise.all([run(1), run(3), run(0)]);
     expect(three.maps[0].map.data).toEqual(one.maps[0].map.data);
     expect(dflt.maps[1].map.data).toEqual(one.maps[1].map.data);
+  });
+});
+
+describe('CPU level', () => {
+  test('limitCpuIsa takes only the level names', () => {
+    expectThrow(() => limitCpuIsa('sse' as CpuIsa), 'RangeError', /^isa must be "baseline", "avx2" or "avx512", got "sse"$/);
+    expectThrow(() => limitCpuIsa(3 as unknown as CpuIsa), 'TypeError', /^isa must be a string$/);
+    expect(cpuIsa().active).toBe(cpuIsa().detected);
   });
 });
 
