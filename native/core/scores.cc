@@ -52,7 +52,7 @@ struct Tile {
   float max_logit[kTile], sum[kTile], sum_other[kTile], ez[kTile];
   int32_t argmax[kTile];
   float x[kTile], log_x[kTile], log_offset[kTile], inv_norm[kTile];
-  std::vector<float> exp_d;  // [classes, kTile]: e^(z_c − m), kept by the AVX-512 softmax pass
+  std::vector<float> exp_d;  // [classes, kTile]: e^(z_c − m), kept by the kernels' softmax pass
   std::vector<float> terms;  // one row per exponent: the current value's v^p, for derived exponents
   // Σ v^p per exponent (rows of kTile) for the features (then their norms) and each label family.
   std::vector<float> feature_acc, one_hot_acc, uniform_exact_acc, uniform_code_acc;
@@ -207,7 +207,7 @@ __attribute__((target("avx2,fma"))) void score_tile_avx2(Plan& plan, Tile& t, in
   score_tile_body(plan, t, n, start, len, bad);
 }
 
-// The loops around the AVX-512 kernel (softmax, labels) vectorized at the full 512-bit width.
+// The loops around the kernels (label offsets, norms, baselines) vectorized at the full 512-bit width.
 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,prefer-vector-width=512"))) void score_tile_avx512(
     Plan& plan, Tile& t, int64_t n, int64_t start, int64_t len, bool& bad) {
   score_tile_body(plan, t, n, start, len, bad);

@@ -101,7 +101,7 @@ struct PowerSet {
   }
 };
 
-// A planned PowerSet as plain data, for the hand-vectorized kernels (power_sums_avx512.h), which
+// A planned PowerSet as plain data, for the hand-vectorized kernels (power_sums.h), which
 // take no std containers: they are compiled for another target than the code around them.
 struct FlatPowerSet {
   static constexpr int kMax = 8;
