@@ -20,32 +20,27 @@ namespace {
 constexpr int64_t kTile = 1024;
 constexpr int64_t kPrefetchChannels = 2;
 
+// Exponent sets and their sums come in families: the features', and one per label form (the
+// exact one-hot form only adds a constant term to the authors' one, so the two share theirs).
+enum Family : int { kFeatures, kOneHot, kUniformExact, kUniformCode, kFamilies };
+
+int family_of(LabelForm form) {
+  return is_one_hot(form) ? kOneHot : form == LabelForm::UniformExact ? kUniformExact : kUniformCode;
+}
+
 struct Plan {
+  Plan(const ScoreInput& in, const std::vector<ScoreSpec>& specs, const ScoreOutput& out) : in(in), specs(specs), out(out) {}
+
   const ScoreInput& in;
   const std::vector<ScoreSpec>& specs;
   const ScoreOutput& out;
-  PowerSet features, one_hot, uniform_exact, uniform_code;
+  PowerSet sets[kFamilies];
   // The hand-vectorized kernels of the active CPU level (power_sums.h), or nullptr, and the sets'
-  // flat forms for them, by family (kFeatures, then label_family), where they have one.
+  // flat forms for them, where they have one.
   const PowerSumKernels* kernels = nullptr;
-  FlatPowerSet flat[4];
-  bool has_flat[4] = {};
-
-  PowerSet& label_set(LabelForm form) {
-    switch (form) {
-      case LabelForm::OneHotExact:
-      case LabelForm::OneHotCode: return one_hot;  // the exact form only adds a constant term
-      case LabelForm::UniformExact: return uniform_exact;
-      default: return uniform_code;
-    }
-  }
+  FlatPowerSet flat[kFamilies];
+  bool has_flat[kFamilies] = {};
 };
-
-constexpr int kFeatures = 0;
-
-int label_family(LabelForm form) {
-  return is_one_hot(form) ? 1 : form == LabelForm::UniformExact ? 2 : 3;
-}
 
 // Per-thread scratch for one tile of pixels.
 struct Tile {
@@ -54,17 +49,8 @@ struct Tile {
   float x[kTile], log_x[kTile], log_offset[kTile], inv_norm[kTile];
   std::vector<float> exp_d;  // [classes, kTile]: e^(z_c − m), kept by the kernels' softmax pass
   std::vector<float> terms;  // one row per exponent: the current value's v^p, for derived exponents
-  // Σ v^p per exponent (rows of kTile) for the features (then their norms) and each label family.
-  std::vector<float> feature_acc, one_hot_acc, uniform_exact_acc, uniform_code_acc;
-
-  std::vector<float>& label_acc(LabelForm form) {
-    switch (form) {
-      case LabelForm::OneHotExact:
-      case LabelForm::OneHotCode: return one_hot_acc;
-      case LabelForm::UniformExact: return uniform_exact_acc;
-      default: return uniform_code_acc;
-    }
-  }
+  // By family, Σ v^p per exponent (rows of kTile); the features' rows then hold their norms.
+  std::vector<float> acc[kFamilies];
 };
 
 // Σ_f |φ_f|^p for every feature exponent: one streaming pass over the features.
@@ -81,26 +67,26 @@ PGN_INLINE void feature_sums(const float* phi, int64_t plane, int64_t channels, 
       flag |= non_finite(pf[i]);
       t.x[i] = fabsf(pf[i]);
     }
-    add_powers_of(set, t.x, t.log_x, len, t.feature_acc.data(), kTile, t.terms.data());
+    add_powers_of(set, t.x, t.log_x, len, t.acc[kFeatures].data(), kTile, t.terms.data());
   }
   bad = bad || flag;
 }
 
-// Σ_c v_c^p for one label family, v_c as pixel_math.h defines it: q_c (0 for the predicted class)
-// for the one-hot forms, |s_c − 1/C| for the exact uniform label, s_c for the authors' uniform form.
-// t.log_offset: label_log_offset per pixel, and the norm it is the log of, inverted (the AVX-512
-// label sums divide e^(z_c − m) by it).
-PGN_INLINE void label_offsets(LabelForm form, int64_t len, Tile& t) {
-  for (int64_t i = 0; i < len; ++i) {
+// t.log_offset: label_log_offset per pixel; with the kernels also the norm it is the log of,
+// inverted (their label sums divide e^(z_c − m) by it).
+PGN_INLINE void label_offsets(LabelForm form, int64_t len, bool kernels, Tile& t) {
+  for (int64_t i = 0; i < len; ++i)
     t.log_offset[i] = label_log_offset(form, SoftmaxStats{t.max_logit[i], t.argmax[i], t.sum[i], t.sum_other[i], t.ez[i]});
-    t.inv_norm[i] = 1.0f / (is_one_hot(form) ? t.sum_other[i] : t.sum[i]);
-  }
+  if (kernels)
+    for (int64_t i = 0; i < len; ++i) t.inv_norm[i] = 1.0f / (is_one_hot(form) ? t.sum_other[i] : t.sum[i]);
 }
 
+// Σ_c v_c^p for one label family, v_c as pixel_math.h defines it: q_c (0 for the predicted class)
+// for the one-hot forms, |s_c − 1/C| for the exact uniform label, s_c for the authors' uniform form.
 PGN_INLINE void label_sums(const float* z, int64_t plane, int64_t classes, int64_t len, LabelForm form,
                            const PowerSet& set, Tile& t) {
   const float inv_c = 1.0f / static_cast<float>(classes);
-  float* acc = t.label_acc(form).data();
+  float* acc = t.acc[family_of(form)].data();
   for (int64_t c = 0; c < classes; ++c) {
     const float* zc = z + c * plane;
     for (int64_t i = 0; i < len; ++i) {
@@ -118,9 +104,9 @@ PGN_INLINE void label_sums(const float* z, int64_t plane, int64_t classes, int64
 
 PGN_INLINE void pgn_score(const Plan& plan, const ScoreSpec& spec, int64_t len, Tile& t, float* dst) {
   const LabelForm form = label_form(spec);
-  const PowerSet& labels = const_cast<Plan&>(plan).label_set(form);
-  const float* label_acc = t.label_acc(form).data() + labels.index_of(spec.p) * kTile;
-  const float* feature_norm = t.feature_acc.data() + plan.features.index_of(spec.p) * kTile;
+  const int family = family_of(form);
+  const float* label_acc = t.acc[family].data() + plan.sets[family].index_of(spec.p) * kTile;
+  const float* feature_norm = t.acc[kFeatures].data() + plan.sets[kFeatures].index_of(spec.p) * kTile;
   const int64_t classes = plan.in.classes;
   float* label_norm = t.x;
   finish_norms(label_acc, label_sum_extra(form), len, spec.p, label_norm);
@@ -157,32 +143,34 @@ PGN_INLINE void score_tile_body(Plan& plan, Tile& t, int64_t n, int64_t start, i
   else
     softmax_stats(z, plane, in.classes, len, t, bad);
   for (LabelForm form : {LabelForm::OneHotExact, LabelForm::UniformExact, LabelForm::UniformCode}) {
-    const PowerSet& set = plan.label_set(form);
+    const int family = family_of(form);
+    const PowerSet& set = plan.sets[family];
     if (set.p.empty()) continue;
-    label_offsets(form, len, t);
-    const int family = label_family(form);
-    if (plan.kernels && plan.has_flat[family]) {
+    const bool kernel = plan.kernels && plan.has_flat[family];
+    label_offsets(form, len, kernel, t);
+    if (kernel) {
       const LabelRows rows{z,           plane,       in.classes,  t.exp_d.data(), kTile,
                            t.max_logit, t.log_offset, t.inv_norm, t.argmax,      form};
-      plan.kernels->label_sums(rows, len, plan.flat[family], t.label_acc(form).data(), kTile);
+      plan.kernels->label_sums(rows, len, plan.flat[family], t.acc[family].data(), kTile);
       continue;
     }
-    zero(t.label_acc(form));
+    zero(t.acc[family]);
     label_sums(z, plane, in.classes, len, form, set, t);
   }
-  if (!plan.features.p.empty()) {
+  const PowerSet& features = plan.sets[kFeatures];
+  if (!features.p.empty()) {
     const float* phi = in.features + n * in.channels * plane + start;
+    float* acc = t.acc[kFeatures].data();
     if (plan.kernels && plan.has_flat[kFeatures]) {
-      bad = !plan.kernels->channel_sums(phi, plane, in.channels, len, plan.flat[kFeatures], t.feature_acc.data(), kTile) ||
-            bad;
+      bad = !plan.kernels->channel_sums(phi, plane, in.channels, len, plan.flat[kFeatures], acc, kTile) || bad;
     } else {
-      zero(t.feature_acc);
-      feature_sums(phi, plane, in.channels, len, plan.features, t, bad);
+      zero(t.acc[kFeatures]);
+      feature_sums(phi, plane, in.channels, len, features, t, bad);
     }
     // The feature norms ‖φ‖_p in place of their sums: once per exponent, whichever labels use them.
-    for (size_t k = 0; k < plan.features.size(); ++k) {
-      float* row = t.feature_acc.data() + static_cast<int64_t>(k) * kTile;
-      finish_norms(row, 0.0f, len, plan.features.p[k], row);
+    for (size_t k = 0; k < features.size(); ++k) {
+      float* row = acc + static_cast<int64_t>(k) * kTile;
+      finish_norms(row, 0.0f, len, features.p[k], row);
     }
   }
   const int64_t base = n * plane + start;
@@ -244,21 +232,19 @@ LabelForm label_form(const ScoreSpec& spec) {
 
 void compute_scores(const ScoreInput& in, const std::vector<ScoreSpec>& specs, const ScoreOutput& out, int threads) {
   check_arguments(in, specs, out);
-  Plan plan{in, specs, out, {}, {}, {}, {}, nullptr, {}, {}};
+  Plan plan(in, specs, out);
   for (const ScoreSpec& s : specs) {
     if (!is_pgn(s.kind)) continue;
-    plan.features.add(s.p);
-    plan.label_set(label_form(s)).add(s.p);
+    plan.sets[kFeatures].add(s.p);
+    plan.sets[family_of(label_form(s))].add(s.p);
   }
   size_t most = 0;
-  for (PowerSet* set : {&plan.features, &plan.one_hot, &plan.uniform_exact, &plan.uniform_code}) {
-    set->plan();
-    most = std::max(most, set->p.size());
-  }
-  plan.has_flat[kFeatures] = flatten(plan.features, false, plan.flat[kFeatures]);
-  for (LabelForm form : {LabelForm::OneHotExact, LabelForm::UniformExact, LabelForm::UniformCode}) {
-    const int family = label_family(form);
-    plan.has_flat[family] = flatten(plan.label_set(form), form != LabelForm::UniformExact, plan.flat[family]);
+  for (int family = 0; family < kFamilies; ++family) {
+    plan.sets[family].plan();
+    most = std::max(most, plan.sets[family].p.size());
+    // Logs are known for the label values but those of the exact uniform form (|s_c − 1/C|).
+    const bool logs_known = family != kFeatures && family != kUniformExact;
+    plan.has_flat[family] = flatten(plan.sets[family], logs_known, plan.flat[family]);
   }
 
   const int64_t plane = in.height * in.width;
@@ -272,10 +258,7 @@ void compute_scores(const ScoreInput& in, const std::vector<ScoreSpec>& specs, c
     Tile t;
     t.terms.resize(most * kTile);
     if (plan.kernels) t.exp_d.resize(static_cast<size_t>(in.classes * kTile));
-    t.feature_acc.resize(plan.features.p.size() * kTile);
-    t.one_hot_acc.resize(plan.one_hot.p.size() * kTile);
-    t.uniform_exact_acc.resize(plan.uniform_exact.p.size() * kTile);
-    t.uniform_code_acc.resize(plan.uniform_code.p.size() * kTile);
+    for (int family = 0; family < kFamilies; ++family) t.acc[family].resize(plan.sets[family].p.size() * kTile);
     bool bad = false;
     for (int64_t k = begin; k < end && !bad; ++k) {
       const int64_t n = k / tiles_per_image, start = (k % tiles_per_image) * kTile;
@@ -286,7 +269,7 @@ void compute_scores(const ScoreInput& in, const std::vector<ScoreSpec>& specs, c
       any_bad = true;
     }
   });
-  if (any_bad) throw_non_finite(in, !plan.features.p.empty());
+  if (any_bad) throw_non_finite(in, !plan.sets[kFeatures].p.empty());
 }
 
 int64_t first_non_finite(const float* data, int64_t count) {
