@@ -23,6 +23,7 @@ struct Avx2 {
   using M = __m256;  // all-ones lanes
   using I = __m256i;
   static constexpr int kLanes = 8;
+  static constexpr bool kTables = false;  // no 32-entry lookup: pow_poly_vec's reduction instead
 
   static PGN_INLINE V zero() { return _mm256_setzero_ps(); }
   static PGN_INLINE I zero_i32() { return _mm256_setzero_si256(); }

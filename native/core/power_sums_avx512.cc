@@ -62,6 +62,16 @@ struct Avx512 {
     m = _mm512_getmant_ps(v, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);
     e = _mm512_getexp_ps(v);
   }
+  // Table lookups (pow_table_vec): by the low 4, or 5, bits of each lane's float bits.
+  static constexpr bool kTables = true;
+  static PGN_INLINE V lookup16(V table, V index) { return _mm512_permutexvar_ps(_mm512_castps_si512(index), table); }
+  static PGN_INLINE V lookup32(V table_lo, V table_hi, V index) {
+    return _mm512_permutex2var_ps(table_lo, _mm512_castps_si512(index), table_hi);
+  }
+  static PGN_INLINE V shift_right(V bits, int n) {
+    return _mm512_castsi512_ps(_mm512_srli_epi32(_mm512_castps_si512(bits), static_cast<unsigned>(n)));
+  }
+  static PGN_INLINE V maskz_mul(M m, V a, V b) { return _mm512_maskz_mul_ps(m, a, b); }
   // y·2^n in the lanes of `keep` (n integer-valued; scalef saturates and goes subnormal as needed).
   static PGN_INLINE V scale(V y, V n, M keep) { return _mm512_maskz_scalef_ps(keep, y, n); }
 };

@@ -67,6 +67,23 @@ PGN_INLINE typename S::V pow_poly_vec(typename S::V v, typename S::M pos, const 
   return S::scale(S::mul(q, exp2_reduced_vec<S>(f)), n, pos);
 }
 
+// pow_poly_vec with 2^(p·e) from the set's tables (Pow2Tables): the exponent e + 149 is brought
+// into the low bits of a float by the 1.5·2^23 trick and its two digits in base 16 index the
+// tables. Only for traits with table lookups (S::kTables).
+template <typename S>
+PGN_INLINE typename S::V pow_table_vec(typename S::V v, typename S::M pos, const PowPoly& P, typename S::V lo,
+                                       typename S::V hi_a, typename S::V hi_b) {
+  using V = typename S::V;
+  V m, e;
+  S::split(v, m, e);
+  const V u = S::sub(m, S::set1(1.5f));
+  V q = S::set1(P.c[PowPoly::kDegree]);
+  for (int j = PowPoly::kDegree - 1; j >= 0; --j) q = S::fma(q, u, S::set1(P.c[j]));
+  const V digits = S::add(e, S::set1(12582912.0f + 149.0f));  // low bits: e + 149, for e >= −149
+  const V two_pe = S::mul(S::lookup16(lo, digits), S::lookup32(hi_a, hi_b, S::shift_right(digits, 4)));
+  return S::maskz_mul(pos, q, two_pe);
+}
+
 // One vector of a row's values: v >= 0; `pos` the lanes whose power terms are non-zero (v > 0, or
 // for values with a known log, every kept lane); log v where known.
 template <typename S>
@@ -122,14 +139,14 @@ struct LabelSource {
 
 // How one exponent's term is formed from a value (see PowerSet): fixed at compile time for the
 // common sets, or Any (read from the set at run time).
-enum class Op : int { One, Two, Half, Pow, Multiple, Any };
+enum class Op : int { One, Two, Half, Pow, PowTable, Multiple, Any };
 
 PGN_INLINE Op op_of(const FlatPowerSet& set, int k) {
   switch (set.kind[k]) {
     case PowKind::One: return Op::One;
     case PowKind::Two: return Op::Two;
     case PowKind::Half: return Op::Half;
-    default: return set.base[k] >= 0 ? Op::Multiple : Op::Pow;
+    default: return set.base[k] >= 0 ? Op::Multiple : set.has_tables[k] ? Op::PowTable : Op::Pow;
   }
 }
 
@@ -171,6 +188,15 @@ PGN_INLINE void accumulate(const Value<S>& x, const FlatPowerSet& set, float* ac
         sum = add_int_power<S>(sum, base, set.mult[k]);
         break;
       }
+      case Op::PowTable:
+        if constexpr (!kLogs && S::kTables) {
+          const Pow2Tables& t = set.tables[k];
+          term[k] = pow_table_vec<S>(x.v, x.pos, set.poly[k], S::load_full(t.lo), S::load_full(t.hi),
+                                     S::load_full(t.hi + S::kLanes));
+          sum = S::add(sum, term[k]);
+          break;
+        }
+        [[fallthrough]];
       default:
         term[k] = kLogs ? exp_vec<S>(S::mul(S::set1(set.p[k]), x.log), x.pos) : pow_poly_vec<S>(x.v, x.pos, set.poly[k]);
         sum = S::add(sum, term[k]);
@@ -182,8 +208,9 @@ PGN_INLINE void accumulate(const Value<S>& x, const FlatPowerSet& set, float* ac
 // acc[k·stride + i] = Σ_r v_r(i)^p_k for i < len: row by row, each row's run of the tile read
 // contiguously, the sums kept in acc (L1).
 template <typename S, typename Source, Op... kOps>
-void sums(Source& source, int64_t rows, int64_t len, const FlatPowerSet& set, float* acc, int64_t stride) {
+void sums(Source& source, int64_t rows, int64_t len, const FlatPowerSet& set_in, float* acc, int64_t stride) {
   Source local = source;  // a local copy stays in registers
+  const FlatPowerSet set = set_in;
   const int64_t padded = (len + S::kLanes - 1) / S::kLanes * S::kLanes;
   for (int k = 0; k < set.count; ++k)
     for (int64_t j = 0; j < padded; j += S::kLanes) S::store_full(acc + k * stride + j, S::zero());
@@ -198,8 +225,9 @@ void sums(Source& source, int64_t rows, int64_t len, const FlatPowerSet& set, fl
 template <typename S, typename Source>
 void sums_of(Source& source, int64_t rows, int64_t len, const FlatPowerSet& set, float* acc, int64_t stride) {
   constexpr Op A = Op::Any;
-  if (matches<Op::Pow, Op::Multiple, Op::Half, Op::One, Op::Two>(set))
-    return sums<S, Source, Op::Pow, Op::Multiple, Op::Half, Op::One, Op::Two>(source, rows, len, set, acc, stride);
+  if (matches<Op::PowTable, Op::Multiple, Op::Half, Op::One, Op::Two>(set))
+    return sums<S, Source, Op::PowTable, Op::Multiple, Op::Half, Op::One, Op::Two>(source, rows, len, set, acc, stride);
+  if (matches<Op::PowTable>(set)) return sums<S, Source, Op::PowTable>(source, rows, len, set, acc, stride);
   if (matches<Op::Pow>(set)) return sums<S, Source, Op::Pow>(source, rows, len, set, acc, stride);
   if (matches<Op::Half>(set)) return sums<S, Source, Op::Half>(source, rows, len, set, acc, stride);
   if (matches<Op::One>(set)) return sums<S, Source, Op::One>(source, rows, len, set, acc, stride);

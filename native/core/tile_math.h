@@ -103,6 +103,23 @@ struct PowerSet {
 
 // A planned PowerSet as plain data, for the hand-vectorized kernels (power_sums.h), which
 // take no std containers: they are compiled for another target than the code around them.
+// 2^(p·e) for every integer e a float's exponent can take (−149..127, subnormals included), as
+// the product of two table entries: with e + 149 = 16a + b, hi[a] = 2^(p·(16a − 149)) and
+// lo[b] = 2^(p·b). Kernels that can look up 16 and 32 entries per instruction (AVX-512) take it
+// instead of pow_poly's reduction and exp2 polynomial. Built for small p only, where every entry
+// and product is a normal float.
+struct Pow2Tables {
+  static constexpr float kMaxP = 0.45f;  // 2^(0.45·±149) stays normal
+  float lo[16], hi[32];
+
+  static Pow2Tables of(float p) {
+    Pow2Tables t{};
+    for (int b = 0; b < 16; ++b) t.lo[b] = static_cast<float>(std::exp2(static_cast<double>(p) * b));
+    for (int a = 0; a < 32; ++a) t.hi[a] = static_cast<float>(std::exp2(static_cast<double>(p) * (16 * a - 149)));
+    return t;
+  }
+};
+
 struct FlatPowerSet {
   static constexpr int kMax = 8;
   int count = 0;
@@ -111,6 +128,8 @@ struct FlatPowerSet {
   int base[kMax];  // for a multiple: the index of its base, always lower than its own
   int mult[kMax];
   PowPoly poly[kMax];
+  bool has_tables[kMax];  // a general base with p <= Pow2Tables::kMaxP
+  Pow2Tables tables[kMax];
 };
 
 // The flat form of a planned set, or false when it does not fit one: more than kMax exponents, or
@@ -121,6 +140,8 @@ inline bool flatten(const PowerSet& set, bool logs_known, FlatPowerSet& out) {
   for (int k = 0; k < out.count; ++k) {
     out.p[k] = set.p[k], out.kind[k] = set.kind[k], out.base[k] = set.base[k], out.mult[k] = set.mult[k];
     out.poly[k] = set.poly[k];
+    out.has_tables[k] = set.has_poly[k] && set.p[k] <= Pow2Tables::kMaxP;
+    if (out.has_tables[k]) out.tables[k] = Pow2Tables::of(set.p[k]);
   }
   return true;
 }
