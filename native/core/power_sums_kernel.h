@@ -210,7 +210,7 @@ PGN_INLINE void accumulate(const Value<S>& x, const FlatPowerSet& set, float* ac
 template <typename S, typename Source, Op... kOps>
 void sums(Source& source, int64_t rows, int64_t len, const FlatPowerSet& set_in, float* acc, int64_t stride) {
   Source local = source;  // a local copy stays in registers
-  const FlatPowerSet set = set_in;
+  const FlatPowerSet set = set_in;  // a copy: stores to acc cannot alias it, so it stays in registers
   const int64_t padded = (len + S::kLanes - 1) / S::kLanes * S::kLanes;
   for (int k = 0; k < set.count; ++k)
     for (int64_t j = 0; j < padded; j += S::kLanes) S::store_full(acc + k * stride + j, S::zero());
