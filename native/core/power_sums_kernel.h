@@ -71,17 +71,16 @@ PGN_INLINE typename S::V pow_poly_vec(typename S::V v, typename S::M pos, const 
 // into the low bits of a float by the 1.5·2^23 trick and its two digits in base 16 index the
 // tables. Only for traits with table lookups (S::kTables).
 template <typename S>
-PGN_INLINE typename S::V pow_table_vec(typename S::V v, typename S::M pos, const PowPoly& P, typename S::V lo,
-                                       typename S::V hi_a, typename S::V hi_b) {
+PGN_INLINE typename S::V pow_table_vec(typename S::V v, const PowPoly& P, typename S::V lo, typename S::V hi_a,
+                                       typename S::V hi_b) {
   using V = typename S::V;
   V m, e;
   S::split(v, m, e);
   const V u = S::sub(m, S::set1(1.5f));
   V q = S::set1(P.c[PowPoly::kDegree]);
   for (int j = PowPoly::kDegree - 1; j >= 0; --j) q = S::fma(q, u, S::set1(P.c[j]));
-  const V digits = S::add(e, S::set1(12582912.0f + 149.0f));  // low bits: e + 149, for e >= −149
-  const V two_pe = S::mul(S::lookup16(lo, digits), S::lookup32(hi_a, hi_b, S::shift_right(digits, 4)));
-  return S::maskz_mul(pos, q, two_pe);
+  const V digits = S::add(e, S::set1(12582912.0f + Pow2Tables::kBias));  // low bits: e + kBias
+  return S::mul(q, S::mul(S::lookup16(lo, digits), S::lookup32(hi_a, hi_b, S::shift_right(digits, 4))));
 }
 
 // One vector of a row's values: v >= 0; `pos` the lanes whose power terms are non-zero (v > 0, or
@@ -138,15 +137,21 @@ struct LabelSource {
 };
 
 // How one exponent's term is formed from a value (see PowerSet): fixed at compile time for the
-// common sets, or Any (read from the set at run time).
-enum class Op : int { One, Two, Half, Pow, PowTable, Multiple, Any };
+// common sets, or Any (read from the set at run time). Times2..Times5: a multiple of a general base.
+enum class Op : int { One, Two, Half, Pow, PowTable, Times2, Times3, Times4, Times5, Any };
+
+constexpr bool is_multiple(Op op) { return op >= Op::Times2 && op <= Op::Times5; }
+constexpr int multiple_of(Op op) { return static_cast<int>(op) - static_cast<int>(Op::Times2) + 2; }
+// Whether an exponent of this op may be the base of a multiple.
+constexpr bool may_be_base(Op op) { return op == Op::Pow || op == Op::PowTable || op == Op::Any; }
 
 PGN_INLINE Op op_of(const FlatPowerSet& set, int k) {
+  if (set.base[k] >= 0) return static_cast<Op>(static_cast<int>(Op::Times2) + set.mult[k] - 2);
   switch (set.kind[k]) {
     case PowKind::One: return Op::One;
     case PowKind::Two: return Op::Two;
     case PowKind::Half: return Op::Half;
-    default: return set.base[k] >= 0 ? Op::Multiple : set.has_tables[k] ? Op::PowTable : Op::Pow;
+    default: return set.has_tables[k] ? Op::PowTable : Op::Pow;
   }
 }
 
@@ -159,12 +164,23 @@ bool matches(const FlatPowerSet& set) {
   return true;
 }
 
-// sum + v^k for k in 2..4, the last multiplication fused with the addition.
-template <typename S>
-PGN_INLINE typename S::V add_int_power(typename S::V sum, typename S::V v, int k) {
+// sum + v^k for k in 2..5, the last multiplication fused with the addition.
+template <typename S, int k>
+PGN_INLINE typename S::V add_int_power(typename S::V sum, typename S::V v) {
   if (k == 2) return S::fma(v, v, sum);
   const typename S::V v2 = S::mul(v, v);
-  return S::fma(v2, k == 3 ? v : v2, sum);
+  if (k == 3) return S::fma(v2, v, sum);
+  return k == 4 ? S::fma(v2, v2, sum) : S::fma(S::mul(v2, v2), v, sum);
+}
+
+// The term of exponent k's base, among those that may be one.
+template <typename S, Op... kOps>
+PGN_INLINE typename S::V base_term(const typename S::V* term, const FlatPowerSet& set, int k) {
+  constexpr Op ops[] = {kOps...};
+  typename S::V base = term[0];
+  for (int i = 1; i < k; ++i)
+    if (may_be_base(ops[i])) base = i == set.base[k] ? term[i] : base;
+  return base;
 }
 
 // acc rows (k·stride) += every exponent's power of one value vector at j.
@@ -182,16 +198,14 @@ PGN_INLINE void accumulate(const Value<S>& x, const FlatPowerSet& set, float* ac
       case Op::One: sum = S::add(sum, x.v); break;
       case Op::Two: sum = S::fma(x.v, x.v, sum); break;
       case Op::Half: sum = S::add(sum, S::sqrt(x.v)); break;
-      case Op::Multiple: {
-        V base = term[0];
-        for (int i = 1; i < k; ++i) base = i == set.base[k] ? term[i] : base;
-        sum = add_int_power<S>(sum, base, set.mult[k]);
-        break;
-      }
+      case Op::Times2: sum = add_int_power<S, 2>(sum, base_term<S, kOps...>(term, set, k)); break;
+      case Op::Times3: sum = add_int_power<S, 3>(sum, base_term<S, kOps...>(term, set, k)); break;
+      case Op::Times4: sum = add_int_power<S, 4>(sum, base_term<S, kOps...>(term, set, k)); break;
+      case Op::Times5: sum = add_int_power<S, 5>(sum, base_term<S, kOps...>(term, set, k)); break;
       case Op::PowTable:
         if constexpr (!kLogs && S::kTables) {
           const Pow2Tables& t = set.tables[k];
-          term[k] = pow_table_vec<S>(x.v, x.pos, set.poly[k], S::load_full(t.lo), S::load_full(t.hi),
+          term[k] = pow_table_vec<S>(x.v, set.poly[k], S::load_full(t.lo), S::load_full(t.hi),
                                      S::load_full(t.hi + S::kLanes));
           sum = S::add(sum, term[k]);
           break;
@@ -225,8 +239,8 @@ void sums(Source& source, int64_t rows, int64_t len, const FlatPowerSet& set_in,
 template <typename S, typename Source>
 void sums_of(Source& source, int64_t rows, int64_t len, const FlatPowerSet& set, float* acc, int64_t stride) {
   constexpr Op A = Op::Any;
-  if (matches<Op::PowTable, Op::Multiple, Op::Half, Op::One, Op::Two>(set))
-    return sums<S, Source, Op::PowTable, Op::Multiple, Op::Half, Op::One, Op::Two>(source, rows, len, set, acc, stride);
+  if (matches<Op::PowTable, Op::Times3, Op::Times5, Op::One, Op::Two>(set))
+    return sums<S, Source, Op::PowTable, Op::Times3, Op::Times5, Op::One, Op::Two>(source, rows, len, set, acc, stride);
   if (matches<Op::PowTable>(set)) return sums<S, Source, Op::PowTable>(source, rows, len, set, acc, stride);
   if (matches<Op::Pow>(set)) return sums<S, Source, Op::Pow>(source, rows, len, set, acc, stride);
   if (matches<Op::Half>(set)) return sums<S, Source, Op::Half>(source, rows, len, set, acc, stride);

@@ -104,18 +104,20 @@ struct PowerSet {
 // A planned PowerSet as plain data, for the hand-vectorized kernels (power_sums.h), which
 // take no std containers: they are compiled for another target than the code around them.
 // 2^(p·e) for every integer e a float's exponent can take (−149..127, subnormals included), as
-// the product of two table entries: with e + 149 = 16a + b, hi[a] = 2^(p·(16a − 149)) and
+// the product of two table entries: with e + kBias = 16a + b, hi[a] = 2^(p·(16a − kBias)) and
 // lo[b] = 2^(p·b). Kernels that can look up 16 and 32 entries per instruction (AVX-512) take it
-// instead of pow_poly's reduction and exp2 polynomial. Built for small p only, where every entry
-// and product is a normal float.
+// instead of pow_poly's reduction and exp2 polynomial. The bias keeps a >= 1 for every finite
+// float, and hi[0] = 0 is where 0 (exponent −inf) lands: its power is 0 without a mask. Built for
+// small p only, where every entry and product is a normal float.
 struct Pow2Tables {
-  static constexpr float kMaxP = 0.45f;  // 2^(0.45·±149) stays normal
+  static constexpr float kMaxP = 0.4f;  // 2^(0.4·±165) stays normal
+  static constexpr int kBias = 149 + 16;
   float lo[16], hi[32];
 
   static Pow2Tables of(float p) {
     Pow2Tables t{};
     for (int b = 0; b < 16; ++b) t.lo[b] = static_cast<float>(std::exp2(static_cast<double>(p) * b));
-    for (int a = 0; a < 32; ++a) t.hi[a] = static_cast<float>(std::exp2(static_cast<double>(p) * (16 * a - 149)));
+    for (int a = 1; a < 32; ++a) t.hi[a] = static_cast<float>(std::exp2(static_cast<double>(p) * (16 * a - kBias)));
     return t;
   }
 };
@@ -143,6 +145,11 @@ inline bool flatten(const PowerSet& set, bool logs_known, FlatPowerSet& out) {
     out.has_tables[k] = set.has_poly[k] && set.p[k] <= Pow2Tables::kMaxP;
     if (out.has_tables[k]) out.tables[k] = Pow2Tables::of(set.p[k]);
   }
+  // 0.5 as the fifth power of a general base 0.1, with tables: four multiplications, which the
+  // kernels share with the third power, instead of a square root.
+  for (int k = 0; k < out.count; ++k)
+    for (int i = 0; i < k && out.kind[k] == PowKind::Half && out.base[k] < 0; ++i)
+      if (out.has_tables[i] && out.base[i] < 0 && out.p[i] * 5.0f == 0.5f) out.base[k] = i, out.mult[k] = 5;
   return true;
 }
 
