@@ -183,44 +183,59 @@ PGN_INLINE typename S::V base_term(const typename S::V* term, const FlatPowerSet
   return base;
 }
 
-// acc rows (k·stride) += every exponent's power of one value vector at j.
+// sum[k] += the power p_k of one value vector, for every exponent of the set.
 template <typename S, bool kLogs, Op... kOps>
-PGN_INLINE void accumulate(const Value<S>& x, const FlatPowerSet& set, float* acc, int64_t stride, int64_t j) {
+PGN_INLINE void add_terms(const Value<S>& x, const FlatPowerSet& set, typename S::V* sum) {
   using V = typename S::V;
   constexpr int K = sizeof...(kOps);
   constexpr Op ops[K] = {kOps...};
   V term[K] = {};  // the general exponents' terms, for their multiples
 #pragma GCC unroll 8
   for (int k = 0; k < K; ++k) {
-    float* a = acc + k * stride + j;
-    V sum = S::load_full(a);
     switch (ops[k] == Op::Any ? op_of(set, k) : ops[k]) {
-      case Op::One: sum = S::add(sum, x.v); break;
-      case Op::Two: sum = S::fma(x.v, x.v, sum); break;
-      case Op::Half: sum = S::add(sum, S::sqrt(x.v)); break;
-      case Op::Times2: sum = add_int_power<S, 2>(sum, base_term<S, kOps...>(term, set, k)); break;
-      case Op::Times3: sum = add_int_power<S, 3>(sum, base_term<S, kOps...>(term, set, k)); break;
-      case Op::Times4: sum = add_int_power<S, 4>(sum, base_term<S, kOps...>(term, set, k)); break;
-      case Op::Times5: sum = add_int_power<S, 5>(sum, base_term<S, kOps...>(term, set, k)); break;
+      case Op::One: sum[k] = S::add(sum[k], x.v); break;
+      case Op::Two: sum[k] = S::fma(x.v, x.v, sum[k]); break;
+      case Op::Half: sum[k] = S::add(sum[k], S::sqrt(x.v)); break;
+      case Op::Times2: sum[k] = add_int_power<S, 2>(sum[k], base_term<S, kOps...>(term, set, k)); break;
+      case Op::Times3: sum[k] = add_int_power<S, 3>(sum[k], base_term<S, kOps...>(term, set, k)); break;
+      case Op::Times4: sum[k] = add_int_power<S, 4>(sum[k], base_term<S, kOps...>(term, set, k)); break;
+      case Op::Times5: sum[k] = add_int_power<S, 5>(sum[k], base_term<S, kOps...>(term, set, k)); break;
       case Op::PowTable:
         if constexpr (!kLogs && S::kTables) {
           const Pow2Tables& t = set.tables[k];
           term[k] = pow_table_vec<S>(x.v, set.poly[k], S::load_full(t.lo), S::load_full(t.hi),
                                      S::load_full(t.hi + S::kLanes));
-          sum = S::add(sum, term[k]);
+          sum[k] = S::add(sum[k], term[k]);
           break;
         }
         [[fallthrough]];
       default:
         term[k] = kLogs ? exp_vec<S>(S::mul(S::set1(set.p[k]), x.log), x.pos) : pow_poly_vec<S>(x.v, x.pos, set.poly[k]);
-        sum = S::add(sum, term[k]);
+        sum[k] = S::add(sum[k], term[k]);
     }
-    S::store_full(a, sum);
   }
 }
 
-// acc[k·stride + i] = Σ_r v_r(i)^p_k for i < len: row by row, each row's run of the tile read
-// contiguously, the sums kept in acc (L1).
+// acc rows (k·stride) += every exponent's power of the value vectors at j of kRows rows: one
+// load and store of the sums for all of them.
+template <typename S, typename Source, int kRows, Op... kOps>
+PGN_INLINE void accumulate(Source& source, int64_t r, int64_t j, int64_t len, const FlatPowerSet& set, float* acc,
+                           int64_t stride) {
+  constexpr int K = sizeof...(kOps);
+  typename S::V sum[K];
+  for (int k = 0; k < K; ++k) sum[k] = S::load_full(acc + k * stride + j);
+  for (int n = 0; n < kRows; ++n) add_terms<S, Source::kLogs, kOps...>(source.load(r + n, j, S::lanes(len - j)), set, sum);
+  for (int k = 0; k < K; ++k) S::store_full(acc + k * stride + j, sum[k]);
+}
+
+// accumulate over a tile's run of kRows rows from r.
+template <typename S, typename Source, int kRows, Op... kOps>
+PGN_INLINE void add_rows(Source& source, int64_t r, int64_t len, const FlatPowerSet& set, float* acc, int64_t stride) {
+  for (int64_t j = 0; j < len; j += S::kLanes) accumulate<S, Source, kRows, kOps...>(source, r, j, len, set, acc, stride);
+}
+
+// acc[k·stride + i] = Σ_r v_r(i)^p_k for i < len: four rows at a time (the sums in acc, in L1,
+// loaded and stored once for the four), each row's run of the tile read contiguously.
 template <typename S, typename Source, Op... kOps>
 void sums(Source& source, int64_t rows, int64_t len, const FlatPowerSet& set_in, float* acc, int64_t stride) {
   Source local = source;  // a local copy stays in registers
@@ -228,9 +243,10 @@ void sums(Source& source, int64_t rows, int64_t len, const FlatPowerSet& set_in,
   const int64_t padded = (len + S::kLanes - 1) / S::kLanes * S::kLanes;
   for (int k = 0; k < set.count; ++k)
     for (int64_t j = 0; j < padded; j += S::kLanes) S::store_full(acc + k * stride + j, S::zero());
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < len; j += S::kLanes)
-      accumulate<S, Source::kLogs, kOps...>(local.load(r, j, S::lanes(len - j)), set, acc, stride, j);
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) add_rows<S, Source, 4, kOps...>(local, r, len, set, acc, stride);
+  if (rows - r >= 2) add_rows<S, Source, 2, kOps...>(local, r, len, set, acc, stride), r += 2;
+  if (r < rows) add_rows<S, Source, 1, kOps...>(local, r, len, set, acc, stride);
   source = local;
 }
 
