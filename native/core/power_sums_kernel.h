@@ -67,20 +67,32 @@ PGN_INLINE typename S::V pow_poly_vec(typename S::V v, typename S::M pos, const 
   return S::scale(S::mul(q, exp2_reduced_vec<S>(f)), n, pos);
 }
 
-// pow_poly_vec with 2^(p·e) from the set's tables (Pow2Tables): the exponent e + 149 is brought
-// into the low bits of a float by the 1.5·2^23 trick and its two digits in base 16 index the
-// tables. Only for traits with table lookups (S::kTables).
+// v^p for v >= 0 from the set's tables (PowTables): the mantissa's top five bits pick its
+// quadratic; the exponent e + kBias is brought into the low bits of a float by the 1.5·2^23 trick
+// and its two digits in base 16 pick the factors of 2^(p·e). Only for traits with table lookups
+// (S::kTables).
 template <typename S>
-PGN_INLINE typename S::V pow_table_vec(typename S::V v, const PowPoly& P, typename S::V lo, typename S::V hi_a,
-                                       typename S::V hi_b) {
+struct PowTableRegs {
+  typename S::V lo, hi[2], c0[2], c1[2], c2[2];
+
+  explicit PowTableRegs(const PowTables& t)
+      : lo(S::load_full(t.lo)),
+        hi{S::load_full(t.hi), S::load_full(t.hi + 16)},
+        c0{S::load_full(t.c0), S::load_full(t.c0 + 16)},
+        c1{S::load_full(t.c1), S::load_full(t.c1 + 16)},
+        c2{S::load_full(t.c2), S::load_full(t.c2 + 16)} {}
+};
+
+template <typename S>
+PGN_INLINE typename S::V pow_table_vec(typename S::V v, const PowTableRegs<S>& t) {
   using V = typename S::V;
   V m, e;
   S::split(v, m, e);
-  const V u = S::sub(m, S::set1(1.5f));
-  V q = S::set1(P.c[PowPoly::kDegree]);
-  for (int j = PowPoly::kDegree - 1; j >= 0; --j) q = S::fma(q, u, S::set1(P.c[j]));
-  const V digits = S::add(e, S::set1(12582912.0f + Pow2Tables::kBias));  // low bits: e + kBias
-  return S::mul(q, S::mul(S::lookup16(lo, digits), S::lookup32(hi_a, hi_b, S::shift_right(digits, 4))));
+  const V bucket = S::shift_right(m, 23 - 5);  // low five bits: the mantissa's top five
+  const V q = S::fma(S::fma(S::lookup32(t.c2[0], t.c2[1], bucket), m, S::lookup32(t.c1[0], t.c1[1], bucket)), m,
+                     S::lookup32(t.c0[0], t.c0[1], bucket));
+  const V digits = S::add(e, S::set1(12582912.0f + PowTables::kBias));  // low bits: e + kBias
+  return S::mul(q, S::mul(S::lookup16(t.lo, digits), S::lookup32(t.hi[0], t.hi[1], S::shift_right(digits, 4))));
 }
 
 // One vector of a row's values: v >= 0; `pos` the lanes whose power terms are non-zero (v > 0, or
@@ -202,9 +214,7 @@ PGN_INLINE void add_terms(const Value<S>& x, const FlatPowerSet& set, typename S
       case Op::Times5: sum[k] = add_int_power<S, 5>(sum[k], base_term<S, kOps...>(term, set, k)); break;
       case Op::PowTable:
         if constexpr (!kLogs && S::kTables) {
-          const Pow2Tables& t = set.tables[k];
-          term[k] = pow_table_vec<S>(x.v, set.poly[k], S::load_full(t.lo), S::load_full(t.hi),
-                                     S::load_full(t.hi + S::kLanes));
+          term[k] = pow_table_vec<S>(x.v, PowTableRegs<S>(set.tables[k]));
           sum[k] = S::add(sum[k], term[k]);
           break;
         }

@@ -103,22 +103,45 @@ struct PowerSet {
 
 // A planned PowerSet as plain data, for the hand-vectorized kernels (power_sums.h), which
 // take no std containers: they are compiled for another target than the code around them.
-// 2^(p·e) for every integer e a float's exponent can take (−149..127, subnormals included), as
-// the product of two table entries: with e + kBias = 16a + b, hi[a] = 2^(p·(16a − kBias)) and
-// lo[b] = 2^(p·b). Kernels that can look up 16 and 32 entries per instruction (AVX-512) take it
-// instead of pow_poly's reduction and exp2 polynomial. The bias keeps a >= 1 for every finite
-// float, and hi[0] = 0 is where 0 (exponent −inf) lands: its power is 0 without a mask. Built for
-// small p only, where every entry and product is a normal float.
-struct Pow2Tables {
+// v^p = m^p · 2^(p·e) (v = m·2^e, m in [1, 2)) by table lookups, for kernels that look up 16 and
+// 32 entries per instruction (AVX-512), instead of pow_poly's degree-6 polynomial, reduction and
+// exp2 polynomial:
+// - m^p by a quadratic in m fitted on each of 32 equal buckets of [1, 2) (Chebyshev nodes; 1.2e-7
+//   relative with float coefficients), its coefficients c0..c2 looked up by the bucket;
+// - 2^(p·e) for every integer e a float's exponent can take (−149..127, subnormals included) as
+//   the product of two entries: with e + kBias = 16a + b, hi[a] = 2^(p·(16a − kBias)) and
+//   lo[b] = 2^(p·b). The bias keeps a >= 1 for every finite float, and hi[0] = 0 is where 0
+//   (exponent −inf) lands: its power is 0 without a mask.
+// Built for small p only, where every entry and product is a normal float.
+struct PowTables {
   static constexpr float kMaxP = 0.4f;  // 2^(0.4·±165) stays normal
   static constexpr int kBias = 149 + 16;
-  float lo[16], hi[32];
+  static constexpr int kBuckets = 32;
+  float lo[16], hi[32], c0[kBuckets], c1[kBuckets], c2[kBuckets];
 
-  static Pow2Tables of(float p) {
-    Pow2Tables t{};
+  static PowTables of(float p) {
+    PowTables t{};
     for (int b = 0; b < 16; ++b) t.lo[b] = static_cast<float>(std::exp2(static_cast<double>(p) * b));
     for (int a = 1; a < 32; ++a) t.hi[a] = static_cast<float>(std::exp2(static_cast<double>(p) * (16 * a - kBias)));
+    for (int i = 0; i < kBuckets; ++i) t.fit_bucket(i, p);
     return t;
+  }
+
+  // The quadratic through m^p at the three Chebyshev nodes of bucket i (Lagrange form, expanded).
+  void fit_bucket(int i, float p) {
+    const double width = 1.0 / kBuckets, mid = 1.0 + (i + 0.5) * width;
+    double x[3], y[3];
+    for (int k = 0; k < 3; ++k) {
+      x[k] = mid + 0.5 * width * std::cos((2 * k + 1) * 3.14159265358979323846 / 6);
+      y[k] = std::pow(x[k], static_cast<double>(p));
+    }
+    double a0 = 0, a1 = 0, a2 = 0;
+    for (int k = 0; k < 3; ++k) {
+      const double u = x[(k + 1) % 3], v = x[(k + 2) % 3];
+      const double w = y[k] / ((x[k] - u) * (x[k] - v));  // w·(m − u)(m − v)
+      a2 += w, a1 -= w * (u + v), a0 += w * u * v;
+    }
+    c0[i] = static_cast<float>(a0), c1[i] = static_cast<float>(a1), c2[i] = static_cast<float>(a2);
   }
 };
 
@@ -130,8 +153,8 @@ struct FlatPowerSet {
   int base[kMax];  // for a multiple: the index of its base, always lower than its own
   int mult[kMax];
   PowPoly poly[kMax];
-  bool has_tables[kMax];  // a general base with p <= Pow2Tables::kMaxP
-  Pow2Tables tables[kMax];
+  bool has_tables[kMax];  // a general base with p <= PowTables::kMaxP
+  PowTables tables[kMax];
 };
 
 // The flat form of a planned set, or false when it does not fit one: more than kMax exponents, or
@@ -142,8 +165,8 @@ inline bool flatten(const PowerSet& set, bool logs_known, FlatPowerSet& out) {
   for (int k = 0; k < out.count; ++k) {
     out.p[k] = set.p[k], out.kind[k] = set.kind[k], out.base[k] = set.base[k], out.mult[k] = set.mult[k];
     out.poly[k] = set.poly[k];
-    out.has_tables[k] = set.has_poly[k] && set.p[k] <= Pow2Tables::kMaxP;
-    if (out.has_tables[k]) out.tables[k] = Pow2Tables::of(set.p[k]);
+    out.has_tables[k] = set.has_poly[k] && set.p[k] <= PowTables::kMaxP;
+    if (out.has_tables[k]) out.tables[k] = PowTables::of(set.p[k]);
   }
   // 0.5 as the fifth power of a general base 0.1, with tables: four multiplications, which the
   // kernels share with the third power, instead of a square root.
