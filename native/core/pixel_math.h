@@ -162,13 +162,14 @@ PGN_HD float pow_term_from_log(float v, float log_v, PowKind kind, float p) {
   }
 }
 
-// (Σ terms)^(1/p): the last step of a p-norm, once per pixel.
+// (Σ terms)^(1/p): the last step of a p-norm, once per pixel. Times 1/p rather than divided by p:
+// in a loop over pixels 1/p is computed once, and a division per pixel would bound the loop.
 PGN_HD float finish_norm(float sum, PowKind kind, float p) {
   switch (kind) {
     case PowKind::One: return sum;
     case PowKind::Two: return sqrtf(sum);
     case PowKind::Half: return sum * sum;
-    default: return sum > 0.0f ? fast_exp(fast_log(sum) / p) : 0.0f;
+    default: return sum > 0.0f ? fast_exp(fast_log(sum) * (1.0f / p)) : 0.0f;
   }
 }
 

@@ -47,6 +47,7 @@ struct Tile {
   float max_logit[kTile], sum[kTile], sum_other[kTile], ez[kTile];
   int32_t argmax[kTile];
   float x[kTile], log_x[kTile], log_offset[kTile], inv_norm[kTile];
+  float one_hot_scale[kTile];  // label_scale of the one-hot forms, S_other / S: one division per pixel
   std::vector<float> exp_d;  // [classes, kTile]: e^(z_c − m), kept by the kernels' softmax pass
   std::vector<float> terms;  // one row per exponent: the current value's v^p, for derived exponents
   // By family, Σ v^p per exponent (rows of kTile); the features' rows then hold their norms.
@@ -110,10 +111,12 @@ PGN_INLINE void pgn_score(const Plan& plan, const ScoreSpec& spec, int64_t len, 
   const int64_t classes = plan.in.classes;
   float* label_norm = t.x;
   finish_norms(label_acc, label_sum_extra(form), len, spec.p, label_norm);
-  for (int64_t i = 0; i < len; ++i) {
-    const SoftmaxStats st{t.max_logit[i], t.argmax[i], t.sum[i], t.sum_other[i], t.ez[i]};
-    dst[i] = label_scale(form, st, classes) * label_norm[i] * feature_norm[i];
+  if (is_one_hot(form)) {
+    for (int64_t i = 0; i < len; ++i) dst[i] = t.one_hot_scale[i] * label_norm[i] * feature_norm[i];
+    return;
   }
+  const float scale = label_scale(form, SoftmaxStats{}, classes);  // a constant for the uniform forms
+  for (int64_t i = 0; i < len; ++i) dst[i] = scale * label_norm[i] * feature_norm[i];
 }
 
 template <typename Score>
@@ -142,6 +145,8 @@ PGN_INLINE void score_tile_body(Plan& plan, Tile& t, int64_t n, int64_t start, i
           bad;
   else
     softmax_stats(z, plane, in.classes, len, t, bad);
+  if (!plan.sets[kOneHot].p.empty())
+    for (int64_t i = 0; i < len; ++i) t.one_hot_scale[i] = t.sum_other[i] / t.sum[i];
   for (LabelForm form : {LabelForm::OneHotExact, LabelForm::UniformExact, LabelForm::UniformCode}) {
     const int family = family_of(form);
     const PowerSet& set = plan.sets[family];
