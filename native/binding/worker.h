@@ -81,7 +81,8 @@ class Worker : public Napi::AsyncWorker {
 };
 
 // A worker whose results are score maps of `plane` floats each and optionally the int32 class map,
-// allocated on the JavaScript thread before the work is queued and returned as
+// allocated on the JavaScript thread before the work is queued (the maps not zero-filled: the passes
+// write every value) and returned as
 // { maps: Float32Array[], prediction: Int32Array | null }.
 class MapsWorker : public Worker {
  public:
@@ -93,7 +94,7 @@ class MapsWorker : public Worker {
     try {
       worker->first_output_ = worker->KeptCount();
       for (size_t i = 0; i < maps; ++i) {
-        auto map = new_float32(env, plane, "a score map");
+        auto map = new_float32_unfilled(env, plane, "a score map");
         worker->map_data_.push_back(map.Data());
         worker->Keep(map);
       }
