@@ -67,10 +67,8 @@ PGN_INLINE typename S::V pow_poly_vec(typename S::V v, typename S::M pos, const 
   return S::scale(S::mul(q, exp2_reduced_vec<S>(f)), n, pos);
 }
 
-// v^p for v >= 0 from the set's tables (PowTables): the mantissa's top five bits pick its
-// quadratic; the exponent e + kBias is brought into the low bits of a float by the 1.5·2^23 trick
-// and its two digits in base 16 pick the factors of 2^(p·e). Only for traits with table lookups
-// (S::kTables).
+// One exponent's PowTables in registers: 16 lanes, so only for traits with table lookups
+// (S::kTables, AVX-512).
 template <typename S>
 struct PowTableRegs {
   typename S::V lo, hi[2], c0[2], c1[2], c2[2];
@@ -83,6 +81,9 @@ struct PowTableRegs {
         c2{S::load_full(t.c2), S::load_full(t.c2 + 16)} {}
 };
 
+// v^p for v >= 0 from the tables: the mantissa's top five bits pick its quadratic; the exponent
+// e + kBias is brought into the low bits of a float by the 1.5·2^23 trick and its two digits in
+// base 16 pick the factors of 2^(p·e).
 template <typename S>
 PGN_INLINE typename S::V pow_table_vec(typename S::V v, const PowTableRegs<S>& t) {
   using V = typename S::V;
@@ -152,8 +153,6 @@ struct LabelSource {
 // common sets, or Any (read from the set at run time). Times2..Times5: a multiple of a general base.
 enum class Op : int { One, Two, Half, Pow, PowTable, Times2, Times3, Times4, Times5, Any };
 
-constexpr bool is_multiple(Op op) { return op >= Op::Times2 && op <= Op::Times5; }
-constexpr int multiple_of(Op op) { return static_cast<int>(op) - static_cast<int>(Op::Times2) + 2; }
 // Whether an exponent of this op may be the base of a multiple.
 constexpr bool may_be_base(Op op) { return op == Op::Pow || op == Op::PowTable || op == Op::Any; }
 
