@@ -87,6 +87,30 @@ describe.each(LEVELS)('scores against a float64 reference (%s)', (level) => {
     await expectRejection(call, 'RangeError', new RegExp(`^${tensor} contain a non-finite value \\(NaN or Inf\\) at flat index ${index}$`));
   });
 
+  // The kernels check the feature values one by one only for sets without p = 1; with it, a NaN or
+  // ±inf shows in Σ|x|, and an overflowed Σ|x| of finite values must not pass for one.
+  test.each(['Infinity', 'NaN'] as const)('a non-finite feature (%s) is found without p = 1 in the set too', async (value) => {
+    const N = 1, C = 3, F = 9, h = 5, w = 70;
+    const r = rng(23);
+    const features = randomArray(N * F * h * w, r, 0, 2);
+    features[8 * h * w + 333] = Number(value);
+    const call = computeScores({ data: randomArray(N * C * h * w, r, -4, 4), dims: [N, C, h, w] }, { data: features, dims: [N, F, h, w] }, { scores: pgn(0.1) });
+    await expectRejection(call, 'RangeError', new RegExp(`^features contain a non-finite value \\(NaN or Inf\\) at flat index ${8 * h * w + 333}$`));
+  });
+
+  test('finite features whose Σ|x| overflows are scored, not rejected: p = 1 is +inf there', async () => {
+    const N = 1, C = 3, F = 4, h = 2, w = 20;
+    const r = rng(29);
+    const logits = randomArray(N * C * h * w, r, -4, 4);
+    const features = randomArray(N * F * h * w, r, 0, 2);
+    for (let f = 0; f < F; f++) features[f * h * w + 17] = 3e38;
+    const result = await computeScores({ data: logits, dims: [N, C, h, w] }, { data: features, dims: [N, F, h, w] }, { scores: PAPER_SPECS });
+    const pOne = result.maps.find((m) => m.spec.kind === 'pgn-uni' && m.spec.p === 1)!.map.data;
+    expect(pOne[17]).toBe(Infinity);
+    const others = Array.from(pOne).filter((_, i) => i !== 17);
+    expect(others.every(Number.isFinite)).toBe(true);
+  });
+
   describe.each(SPEC_SETS)('%s', (_name, specs) => {
     test.each([
       [1, 19, 64, 7, 23],

@@ -105,7 +105,7 @@ struct Value {
   typename S::V log;
 };
 
-// Rows of feature values |x|, checked for NaN and ±inf.
+// Rows of feature values |x|, checked for NaN and ±inf (kCheck; see kernel_channel_sums).
 template <typename S>
 struct FeatureSource {
   static constexpr bool kLogs = false;
@@ -113,11 +113,12 @@ struct FeatureSource {
   int64_t plane;
   typename S::V check = S::zero();
 
+  template <bool kCheck>
   PGN_INLINE Value<S> load(int64_t f, int64_t j, typename S::M lanes) {
     const float* at = x + f * plane + j;
     S::prefetch(at + kPrefetchAhead);
     const typename S::V raw = S::load(lanes, at);
-    check = S::fma(raw, S::zero(), check);  // x·0 is NaN exactly for NaN and ±inf
+    if (kCheck) check = S::fma(raw, S::zero(), check);  // x·0 is NaN exactly for NaN and ±inf
     const typename S::V v = S::abs(raw);
     return {v, S::gt(lanes, v, S::zero()), v};
   }
@@ -129,6 +130,7 @@ struct LabelSource {
   static constexpr bool kLogs = kForm != LabelForm::UniformExact;
   LabelRows rows;
 
+  template <bool>
   PGN_INLINE Value<S> load(int64_t c, int64_t j, typename S::M lanes) const {
     using V = typename S::V;
     typename S::M keep = lanes;
@@ -231,9 +233,13 @@ template <typename S, typename Source, int kRows, Op... kOps>
 PGN_INLINE void accumulate(Source& source, int64_t r, int64_t j, int64_t len, const FlatPowerSet& set, float* acc,
                            int64_t stride) {
   constexpr int K = sizeof...(kOps);
+  // A set with p = 1 sums |x| itself, which carries any NaN or ±inf to the end: the feature
+  // values need no check of their own then (kernel_channel_sums).
+  constexpr bool kCheck = !((kOps == Op::One) || ...);
   typename S::V sum[K];
   for (int k = 0; k < K; ++k) sum[k] = S::load_full(acc + k * stride + j);
-  for (int n = 0; n < kRows; ++n) add_terms<S, Source::kLogs, kOps...>(source.load(r + n, j, S::lanes(len - j)), set, sum);
+  for (int n = 0; n < kRows; ++n)
+    add_terms<S, Source::kLogs, kOps...>(source.template load<kCheck>(r + n, j, S::lanes(len - j)), set, sum);
   for (int k = 0; k < K; ++k) S::store_full(acc + k * stride + j, sum[k]);
 }
 
@@ -283,12 +289,27 @@ void sums_of(Source& source, int64_t rows, int64_t len, const FlatPowerSet& set,
   }
 }
 
+// Whether rows [0, rows) of len values (row r at x + r·stride) are all finite.
+template <typename S>
+bool all_finite(const float* x, int64_t rows, int64_t stride, int64_t len) {
+  typename S::V check = S::zero();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < len; j += S::kLanes) check = S::fma(S::load(S::lanes(len - j), x + r * stride + j), S::zero(), check);
+  return S::finite(check);
+}
+
 template <typename S>
 bool kernel_channel_sums(const float* x, int64_t plane, int64_t channels, int64_t len, const FlatPowerSet& set,
                          float* acc, int64_t stride) {
   FeatureSource<S> source{x, plane};
   sums_of<S>(source, channels, len, set, acc, stride);
-  return S::finite(source.check);
+  if (!S::finite(source.check)) return false;
+  // Σ|x| is NaN or inf for a NaN or ±inf among the values, and for finite values whose sum
+  // overflows: a scan of the tile's values tells the two apart.
+  for (int k = 0; k < set.count; ++k)
+    if (set.kind[k] == PowKind::One && !all_finite<S>(acc + k * stride, 1, stride, len))
+      return all_finite<S>(x, channels, plane, len);
+  return true;
 }
 
 template <typename S>
