@@ -245,13 +245,29 @@ PGN_INLINE void finish_norms_of(const float* sum, float extra, int64_t len, floa
   for (int64_t i = 0; i < len; ++i) out[i] = finish_norm(sum[i] + extra, kKind, p);
 }
 
+// s^k for a whole k < 32 by repeated squaring, written without branches so that loops over s
+// vectorize: a handful of multiplications instead of a log and an exp, and closer to exact.
+PGN_INLINE float pow_int(float s, int k) {
+  const float s2 = s * s, s4 = s2 * s2, s8 = s4 * s4, s16 = s8 * s8;
+  const float low = ((k & 1) ? s : 1.0f) * ((k & 2) ? s2 : 1.0f);
+  const float high = ((k & 4) ? s4 : 1.0f) * ((k & 8) ? s8 : 1.0f);
+  return low * high * ((k & 16) ? s16 : 1.0f);
+}
+
 PGN_INLINE void finish_norms(const float* sum, float extra, int64_t len, float p, float* out) {
   switch (pow_kind(p)) {
     case PowKind::One: return finish_norms_of<PowKind::One>(sum, extra, len, p, out);
     case PowKind::Two: return finish_norms_of<PowKind::Two>(sum, extra, len, p, out);
     case PowKind::Half: return finish_norms_of<PowKind::Half>(sum, extra, len, p, out);
-    default: return finish_norms_of<PowKind::General>(sum, extra, len, p, out);
+    default: break;
   }
+  const float root = 1.0f / p;  // the paper's p = 0.1: 10
+  if (root == std::nearbyint(root) && root < 32.0f) {
+    const int k = static_cast<int>(root);
+    for (int64_t i = 0; i < len; ++i) out[i] = pow_int(sum[i] + extra, k);
+    return;
+  }
+  finish_norms_of<PowKind::General>(sum, extra, len, p, out);
 }
 
 // Softmax statistics (pixel_math.h's SoftmaxStats, as arrays) of a tile of `len` pixels of logits z
