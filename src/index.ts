@@ -15,6 +15,8 @@ export {
   backends,
   cpuIsa,
   limitCpuIsa,
+  spinWait,
+  setSpinWait,
 } from './scores';
 export type { CpuIsa } from './native';
 export type { ScoreKind, ScoreSpec, Backend, Tensor, MapStack, ScoreOptions, ScoreResult, UpsampleOptions } from './scores';

@@ -70,6 +70,8 @@ export interface NativeAddon {
   cudaDeviceCount(): number;
   cpuIsa(): { active: CpuIsa; detected: CpuIsa };
   limitCpuIsa(isa: string): void;
+  spinWait(): number;
+  setSpinWait(microseconds: number): void;
   components(options: NativeComponentsOptions): Promise<NativeComponentsResult>;
   /** The CUDA labeling's steps run sequentially on the CPU (tests): same results as components(). */
   componentsGridEmulation(options: NativeComponentsOptions & { blockDims?: number[]; shuffleSeed?: number }): Promise<NativeComponentsResult>;

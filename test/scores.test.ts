@@ -1,4 +1,4 @@
-import { computeScores, cpuIsa, limitCpuIsa, parseScore, scoreName, scoreLabel, ScoreSpec } from '../src/scores';
+import { computeScores, cpuIsa, limitCpuIsa, parseScore, scoreName, scoreLabel, ScoreSpec, setSpinWait, spinWait } from '../src/scores';
 import type { CpuIsa } from '../src/native';
 import { expectRejection, expectThrow } from './helpers/errors';
 import { randomArray, referenceScores, rng } from './helpers/reference';
@@ -218,6 +218,35 @@ describe('CPU level', () => {
     expectThrow(() => limitCpuIsa('sse' as CpuIsa), 'RangeError', /^isa must be "baseline", "avx2" or "avx512", got "sse"$/);
     expectThrow(() => limitCpuIsa(3 as unknown as CpuIsa), 'TypeError', /^isa must be a string$/);
     expect(cpuIsa().active).toBe(cpuIsa().detected);
+  });
+});
+
+describe('helper threads kept between calls', () => {
+  afterAll(() => setSpinWait(1000));
+
+  test('spinWait defaults to 1000 µs and setSpinWait takes whole microseconds in [0, 1e6]', () => {
+    expect(spinWait()).toBe(1000);
+    setSpinWait(0);
+    expect(spinWait()).toBe(0);
+    expectThrow(() => setSpinWait(-1), 'RangeError', /^microseconds must be a whole number in \[0, 1000000\], got -1$/);
+    expectThrow(() => setSpinWait(2.5), 'RangeError', /got 2.5$/);
+    expectThrow(() => setSpinWait(NaN), 'RangeError', /got NaN$/);
+    expectThrow(() => setSpinWait('5' as unknown as number), 'TypeError', /^microseconds must be a number$/);
+    expect(spinWait()).toBe(0);
+  });
+
+  // One call at a time has the kept helpers; the others (and calls asking for more threads than
+  // there are cores) run threads of their own: every way must give the sequential results.
+  test.each([0, 1000])('concurrent calls with spinWait %i give the sequential results', async (us) => {
+    setSpinWait(us);
+    const N = 1, C = 5, F = 24, h = 40, w = 60;
+    const r = rng(41);
+    const logits = { data: randomArray(N * C * h * w, r, -6, 6), dims: [N, C, h, w] };
+    const features = { data: randomArray(N * F * h * w, r, 0, 2), dims: [N, F, h, w] };
+    const run = (threads: number) => computeScores(logits, features, { scores: PAPER_SPECS, threads });
+    const sequential = await run(1);
+    const all = await Promise.all([0, 2, 7, 0, 2, 1, 16, 0].map(run));
+    for (const result of all) result.maps.forEach((m, k) => expect(m.map.data).toEqual(sequential.maps[k].map.data));
   });
 });
 

@@ -70,6 +70,16 @@ void register_backends(Napi::Env env, Napi::Object exports) {
                 isa.Set("detected", cpu_isa_name(detected_cpu_isa()));
                 return isa;
               }));
+  exports.Set("spinWait", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+                return Napi::Number::New(info.Env(), spin_wait());
+              }));
+  exports.Set("setSpinWait", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+                if (!info[0].IsNumber()) throw_type(info.Env(), "microseconds must be a number");
+                const double us = info[0].As<Napi::Number>().DoubleValue();
+                if (!(us >= 0 && us <= 1e6) || us != static_cast<double>(static_cast<int>(us)))
+                  throw_range(info.Env(), "microseconds must be a whole number in [0, 1000000], got " + info[0].ToString().Utf8Value());
+                set_spin_wait(static_cast<int>(us));
+              }));
   exports.Set("limitCpuIsa", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
                 const std::string name = string_arg(info.Env(), info[0], "isa");
                 for (CpuIsa isa : {CpuIsa::Baseline, CpuIsa::Avx2, CpuIsa::Avx512})
