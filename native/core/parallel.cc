@@ -87,19 +87,20 @@ class Pool {
   std::atomic<int> spin_us{1000};
 
  private:
-  // Up to n helpers; fewer if the OS refuses threads (the ones running take the chunks).
+  // Up to n helpers; fewer if the OS refuses threads (the ones running take the chunks). A new
+  // helper starts from the generation before the job about to be posted, so that it takes part.
   void grow(int n) {
+    const uint64_t before = generation_.load();
     for (; size_ < n; ++size_) {
       try {
-        std::thread([this, index = size_] { serve(index); }).detach();
+        std::thread([this, index = size_, before] { serve(index, before); }).detach();
       } catch (const std::system_error&) {
         return;
       }
     }
   }
 
-  void serve(int index) {
-    uint64_t seen = generation_.load();
+  void serve(int index, uint64_t seen) {
     for (;;) {
       wait_for_generation(seen);
       seen = generation_.load();
