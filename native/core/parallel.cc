@@ -113,18 +113,14 @@ class Pool {
     }
   }
 
+  // Spins by yielding: the core stays awake, but any other runnable thread on it (the next stage
+  // of a pipeline, ONNX Runtime's workers) gets it first.
   void wait_for_generation(uint64_t seen) {
     const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us.load());
-    while (generation_.load() == seen && std::chrono::steady_clock::now() < until) pause();
+    while (generation_.load() == seen && std::chrono::steady_clock::now() < until) std::this_thread::yield();
     if (generation_.load() != seen) return;
     std::unique_lock<std::mutex> lock(mutex_);
     wake_.wait(lock, [&] { return generation_.load() != seen; });
-  }
-
-  static void pause() {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
   }
 
   std::mutex busy_;   // held by the call the pool is serving
