@@ -51,6 +51,22 @@ function mutatedScoresArgs(r: () => number): Record<string, unknown> {
 }
 
 describe('binding fuzz', () => {
+  test('300 random values for setSpinWait() are taken or refused with a typed error, never a crash', async () => {
+    const r = rng(77);
+    const outcomes: Record<string, number> = {};
+    try {
+      for (let i = 0; i < 300; i++) {
+        const outcome = await settle(() => native.setSpinWait(randomValue(r) as never));
+        outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+        expect(Number.isInteger(native.spinWait()) && native.spinWait() >= 0 && native.spinWait() <= 1e6).toBe(true);
+      }
+    } finally {
+      native.setSpinWait(1000);
+    }
+    expect(outcomes.TypeError).toBeGreaterThan(0);
+    expect(Object.keys(outcomes).every((k) => ['ok', 'TypeError', 'RangeError'].includes(k))).toBe(true);
+  });
+
   test(`${ITERATIONS} malformed scores() and upsample() calls never crash`, async () => {
     const r = rng(2024);
     const outcomes: Record<string, number> = {};
