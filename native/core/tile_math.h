@@ -101,8 +101,6 @@ struct PowerSet {
   }
 };
 
-// A planned PowerSet as plain data, for the hand-vectorized kernels (power_sums.h), which
-// take no std containers: they are compiled for another target than the code around them.
 // v^p = m^p · 2^(p·e) (v = m·2^e, m in [1, 2)) by table lookups, for kernels that look up 16 and
 // 32 entries per instruction (AVX-512), instead of pow_poly's degree-6 polynomial, reduction and
 // exp2 polynomial:
@@ -145,6 +143,8 @@ struct PowTables {
   }
 };
 
+// A planned PowerSet as plain data, for the hand-vectorized kernels (power_sums.h), which
+// take no std containers: they are compiled for another target than the code around them.
 struct FlatPowerSet {
   static constexpr int kMax = 8;
   int count = 0;
