@@ -46,7 +46,8 @@ if [[ "${PGN_ASAN_REBUILD:-0}" == 1 || ! -f "$OUT/Release/pgn_ood.node" || "$(ca
   echo "$SUM" >"$STAMP"
 fi
 built=$(date +%s)
-if ! ldd "$OUT/Release/pgn_ood.node" | grep -q libasan; then
+# ldd's output taken whole: `ldd | grep -q` can kill ldd with SIGPIPE, which pipefail reports as failure.
+if [[ "$(ldd "$OUT/Release/pgn_ood.node")" != *libasan* ]]; then
   echo "test:asan: $OUT/Release/pgn_ood.node is not linked against libasan" >&2
   exit 1
 fi
