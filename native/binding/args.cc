@@ -99,14 +99,20 @@ struct TypedArrayConstructors {
   Napi::FunctionReference float32, float64, int32, uint32;
 };
 
+// A failed output allocation as the RangeError the callers document.
+[[noreturn]] void throw_allocation(Napi::Env env, const char* what, size_t count, size_t element_bytes,
+                                   const Napi::Error& e) {
+  throw_range(env, std::string("cannot allocate ") + what + ": " + std::to_string(count) + " values (" +
+                       std::to_string(count * element_bytes) + " bytes): " + e.Message());
+}
+
 Napi::Object allocate(Napi::Env env, Napi::FunctionReference TypedArrayConstructors::*type, size_t count,
                       size_t element_bytes, const char* what) {
   auto* constructors = env.GetInstanceData<TypedArrayConstructors>();
   try {
     return (constructors->*type).New({Napi::Number::New(env, static_cast<double>(count))});
   } catch (const Napi::Error& e) {
-    throw_range(env, std::string("cannot allocate ") + what + ": " + std::to_string(count) + " values (" +
-                         std::to_string(count * element_bytes) + " bytes): " + e.Message());
+    throw_allocation(env, what, count, element_bytes, e);
   }
 }
 
@@ -134,8 +140,7 @@ Napi::Float32Array new_float32_unfilled(Napi::Env env, size_t count, const char*
     Napi::Buffer<uint8_t> bytes = Napi::Buffer<uint8_t>::New(env, count * 4);
     return Napi::Float32Array::New(env, count, bytes.ArrayBuffer(), bytes.ByteOffset());
   } catch (const Napi::Error& e) {
-    throw_range(env, std::string("cannot allocate ") + what + ": " + std::to_string(count) + " values (" +
-                         std::to_string(count * 4) + " bytes): " + e.Message());
+    throw_allocation(env, what, count, 4, e);
   }
 }
 Napi::Int32Array new_int32(Napi::Env env, size_t count, const char* what) {
