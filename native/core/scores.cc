@@ -146,7 +146,8 @@ PGN_INLINE void score_tile_body(Plan& plan, Tile& t, int64_t n, int64_t start, i
   else
     softmax_stats(z, plane, in.classes, len, t, bad);
   if (!plan.sets[kOneHot].p.empty())
-    for (int64_t i = 0; i < len; ++i) t.one_hot_scale[i] = t.sum_other[i] / t.sum[i];
+    for (int64_t i = 0; i < len; ++i)
+      t.one_hot_scale[i] = label_scale(LabelForm::OneHotExact, SoftmaxStats{0.0f, 0, t.sum[i], t.sum_other[i], 0.0f}, in.classes);
   for (LabelForm form : {LabelForm::OneHotExact, LabelForm::UniformExact, LabelForm::UniformCode}) {
     const int family = family_of(form);
     const PowerSet& set = plan.sets[family];
