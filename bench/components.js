@@ -16,9 +16,9 @@ const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { findSegmentTables, findSegments } = require('../dist/segments');
-const { native } = require('../dist/native');
-const { encodeNpy } = require('../dist/npy');
+const { findSegmentTables, findSegments } = require('../dist/scoring/segments');
+const { native } = require('../dist/addon');
+const { encodeNpy } = require('../dist/common/npy');
 
 const H = 1024, W = 2048;
 const PYTHON = process.env.PGN_PYTHON ?? '/usr/bin/python3';

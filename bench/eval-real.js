@@ -6,7 +6,7 @@
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const { evaluate } = require('../dist/evaluate');
+const { evaluate } = require('../dist/eval/evaluate');
 
 const REAL = path.join(__dirname, '..', '..', 'shared', 'real');
 const SCORES = ['pgn-oh:p=0.5', 'pgn-oh:p=2', 'entropy', 'msp'];

@@ -9,7 +9,7 @@ const os = require('node:os');
 const path = require('node:path');
 const readline = require('node:readline');
 const sharp = require('sharp');
-const { runBench, benchTable } = require('../dist/commands/bench');
+const { runBench, benchTable } = require('../dist/cli/bench');
 
 const MODEL = process.env.PGN_BENCH_MODEL ?? path.join(__dirname, '..', 'models', 'demo');
 const SOAK_IMAGES = Number(process.env.PGN_SOAK_IMAGES ?? 2000);
@@ -30,7 +30,7 @@ async function soak() {
     }));
     for (let i = 0; i < SOAK_IMAGES; i++) fs.writeFileSync(path.join(dir, `img${String(i).padStart(5, '0')}.jpg`), sources[i % distinct]);
     const out = path.join(dir, 'out');
-    const child = spawn(process.execPath, [path.join(__dirname, '..', 'dist', 'cli.js'), 'score', dir, '--model', MODEL, '--out', out, '--no-npy', '--batch', '4'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const child = spawn(process.execPath, [path.join(__dirname, '..', 'dist', 'cli', 'index.js'), 'score', dir, '--model', MODEL, '--out', out, '--no-npy', '--batch', '4'], { stdio: ['ignore', 'pipe', 'ignore'] });
     let lines = 0;
     let after100 = NaN;
     let peak = 0;

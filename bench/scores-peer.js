@@ -7,10 +7,10 @@ const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { ModelSession } = require('../dist/session');
-const { decodeImage, toTensor } = require('../dist/preprocess');
-const { readFloatNpy, writeNpy } = require('../dist/npy');
-const { computeScores } = require('../dist/scores');
+const { ModelSession } = require('../dist/model/session');
+const { decodeImage, toTensor } = require('../dist/image/preprocess');
+const { readFloatNpy, writeNpy } = require('../dist/common/npy');
+const { computeScores } = require('../dist/scoring/scores');
 
 const MODEL = process.env.PGN_BENCH_MODEL ?? path.join(__dirname, '..', 'models', 'demo');
 const SCORES = [0.1, 0.3, 0.5, 1, 2].flatMap((p) => [`pgn-oh:p=${p}`, `pgn-uni:p=${p}`]).concat(['entropy', 'msp']);

@@ -8,8 +8,8 @@
  * Times are medians, with the best run in parentheses: on a shared VM the median carries the
  * neighbours' noise, the best run is what the code does when it has the cores.
  */
-const { computeScores, cpuIsa, limitCpuIsa } = require('../dist/scores');
-const { native } = require('../dist/native');
+const { computeScores, cpuIsa, limitCpuIsa } = require('../dist/scoring/scores');
+const { native } = require('../dist/addon');
 
 const PS = [0.1, 0.3, 0.5, 1, 2];
 const TEN_PGN = PS.flatMap((p) => [`pgn-oh:p=${p}`, `pgn-uni:p=${p}`]);

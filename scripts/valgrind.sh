@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind.sh: valgrind not found (apt-get install -y valgrind)" >&2; exit 1; }
 ITERATIONS=${1:-12}
 LOG=${PGN_VALGRIND_LOG:-valgrind.log}
-[[ -f dist/native.js ]] || npx tsc -p tsconfig.build.json
+[[ -f dist/addon/index.js ]] || npx tsc -p tsconfig.build.json
 
 start=$(date +%s)
 # --expose-gc: the loop collects between iterations, so finalizers of dropped objects run under

@@ -1,5 +1,5 @@
 /**
- * Outputs appear whole or not at all: every writer goes through src/files.ts, which writes a hidden
+ * Outputs appear whole or not at all: every writer goes through src/common/files.ts, which writes a hidden
  * temporary sibling and renames it over the target. A write that fails half-way (here: a real EFBIG
  * from a file-size limit, as a full disk would give) or a process killed half-way leaves the target
  * as it was, never half-written.
@@ -9,11 +9,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { OutputError } from '../src/errors';
-import { openAtomic, writeFileAtomic } from '../src/files';
-import { writeNpy } from '../src/npy';
-import { writePredictionPng } from '../src/render';
-import { writeLabelPng, writeOverlayPng } from '../src/segment-images';
+import { OutputError } from '../src/common/errors';
+import { openAtomic, writeFileAtomic } from '../src/common/files';
+import { writeNpy } from '../src/common/npy';
+import { writePredictionPng } from '../src/image/render';
+import { writeLabelPng, writeOverlayPng } from '../src/image/segment-images';
 import { buildSegModel } from './helpers/onnx-builder';
 
 const dist = path.join(__dirname, '..', 'dist');
@@ -40,7 +40,7 @@ describe('writeFileAtomic', () => {
     fs.writeFileSync(target, 'the previous run');
     // SIGXFSZ ignored, files capped at 16 KiB: the write of 1 MB fails after the first 16 KiB.
     const r = await sh(`trap '' XFSZ; ulimit -f 16; node -e "
-      require('${dist}/files').writeFileAtomic(process.argv[1], Buffer.alloc(1 << 20, 7))
+      require('${dist}/common/files').writeFileAtomic(process.argv[1], Buffer.alloc(1 << 20, 7))
         .then(() => console.log('written'), (e) => console.log(e.name + ': ' + e.message));
     " "${target}"`);
     expect(r.stdout.trim()).toMatch(/^OutputError: cannot write .*scores\.npy: EFBIG: file too large/);
@@ -55,7 +55,7 @@ describe('writeFileAtomic', () => {
     const r = await sh(`node -e "
       const fs = require('fs');
       fs.promises.writeFile = async (file, data) => { fs.writeFileSync(file, data.subarray(0, data.length >> 1)); process.kill(process.pid, 'SIGKILL'); };
-      require('${dist}/files').writeFileAtomic(process.argv[1], Buffer.alloc(1 << 20, 7));
+      require('${dist}/common/files').writeFileAtomic(process.argv[1], Buffer.alloc(1 << 20, 7));
     " "${target}"`);
     expect(r.signal ?? r.code).toBeTruthy(); // killed (bash reports 137)
     expect(fs.readFileSync(target, 'utf8')).toBe('the previous run');
@@ -97,9 +97,9 @@ describe('writeFileAtomic', () => {
     expect(temporaries()).toEqual([]);
   });
 
-  test('no module of src/ writes a file except through src/files.ts', () => {
+  test('no module of src/ writes a file except through src/common/files.ts', () => {
     const src = path.join(__dirname, '..', 'src');
-    const files = fs.readdirSync(src, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts') && f !== 'files.ts');
+    const files = fs.readdirSync(src, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts') && f !== path.join('common', 'files.ts'));
     const raw = /\b(writeFile|writeFileSync|appendFile|appendFileSync|createWriteStream|toFile|copyFile|copyFileSync)\s*\(/;
     const offenders = files.filter((f) => raw.test(fs.readFileSync(path.join(src, f), 'utf8')));
     expect(offenders).toEqual([]);
@@ -137,7 +137,7 @@ describe('openAtomic (pgn score --ndjson)', () => {
     const target = path.join(dir, 'lines.ndjson');
     const r = await sh(`trap '' XFSZ; ulimit -f 16; node -e "
       (async () => {
-        const w = await require('${dist}/files').openAtomic(process.argv[1]);
+        const w = await require('${dist}/common/files').openAtomic(process.argv[1]);
         try {
           for (let i = 0; i < 2000; i++) { w.write('x'.repeat(99) + '\\n'); await new Promise((r) => setImmediate(r)); }
           await w.commit();
@@ -160,7 +160,7 @@ describe('openAtomic (pgn score --ndjson)', () => {
     const image = path.join(dir, 'a.png');
     await sharp(Buffer.alloc(8 * 8 * 3, 100), { raw: { width: 8, height: 8, channels: 3 } }).png().toFile(image);
     const target = path.join(dir, 'lines.ndjson');
-    const cli = path.join(dist, 'cli.js');
+    const cli = path.join(dist, 'cli', 'index.js');
 
     const bad = await sh(`node "${cli}" score "${image}" --model "${path.join(dir, 'a.png')}" --ndjson "${target}"`);
     expect(bad.code).toBe(2);

@@ -10,18 +10,18 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { DatasetError, ImageError, ModelCardError, ModelError, OutputError, PgnError } from '../src/errors';
-import { evaluate } from '../src/evaluate';
-import { writeFileAtomic } from '../src/files';
-import { ModelCard } from '../src/model-card';
-import { writeNpy } from '../src/npy';
-import { Scorer } from '../src/scorer';
-import { computeScores, upsample } from '../src/scores';
-import { findSegments } from '../src/segments';
+import { DatasetError, ImageError, ModelCardError, ModelError, OutputError, PgnError } from '../src/common/errors';
+import { evaluate } from '../src/eval/evaluate';
+import { writeFileAtomic } from '../src/common/files';
+import { ModelCard } from '../src/model/model-card';
+import { writeNpy } from '../src/common/npy';
+import { Scorer } from '../src/run/scorer';
+import { computeScores, upsample } from '../src/scoring/scores';
+import { findSegments } from '../src/scoring/segments';
 import { buildSegModel, GraphBuilder } from './helpers/onnx-builder';
 import { pngClaiming } from './helpers/png';
 
-const cli = path.join(__dirname, '..', 'dist', 'cli.js');
+const cli = path.join(__dirname, '..', 'dist', 'cli', 'index.js');
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'pgn-bad-input-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
@@ -283,7 +283,7 @@ describe('tensors', () => {
   const asan = process.env.PGN_ASAN === '1'; // ASan reserves terabytes of address space: no ulimit -v then
   (asan ? test.skip : test)('a result too large to allocate → RangeError, not an abort', async () => {
     const script = `
-      const { upsample } = require('${path.join(__dirname, '..', 'dist', 'scores.js')}');
+      const { upsample } = require('${path.join(__dirname, '..', 'dist', 'scoring', 'scores.js')}');
       upsample({ data: new Float32Array(4), dims: [1, 2, 2] }, [46340, 46340], { threads: 1 })
         .then(() => console.log('allocated'), (e) => console.log(e.name + ': ' + e.message));`;
     const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>

@@ -2,7 +2,7 @@
  * Throws malformed calls at the raw binding: every one must end in a TypeError, RangeError or Error
  * (thrown or as a rejection), never a crash. Seeded; PGN_FUZZ_ITERATIONS raises the count.
  */
-import { native } from '../src/native';
+import { native } from '../src/addon';
 import { rng } from './helpers/reference';
 import { expectRejection, expectThrow } from './helpers/errors';
 import { settle } from './helpers/fuzz';

@@ -3,11 +3,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { analyzeModel } from '../src/graph-surgery';
+import { analyzeModel } from '../src/model/graph-surgery';
 import { GraphBuilder } from './helpers/onnx-builder';
 
 const run = promisify(execFile);
-const cli = path.join(__dirname, '..', 'dist', 'cli.js');
+const cli = path.join(__dirname, '..', 'dist', 'cli', 'index.js');
 const demo = path.join(__dirname, '..', 'models', 'demo');
 
 test('pgn inspect prints what surgery finds and --export writes the patched model', async () => {

@@ -5,7 +5,7 @@
  * CPU emulation of the CUDA labeling against the CPU; bad input and a fuzz of malformed calls.
  */
 import { types } from 'node:util';
-import { native, type NativeComponentsOptions, type NativeComponentsResult } from '../src/native';
+import { native, type NativeComponentsOptions, type NativeComponentsResult } from '../src/addon';
 import { rng } from './helpers/reference';
 import { expectThrow } from './helpers/errors';
 import { partitionDifference, referenceSegments, type RefSegment } from './helpers/flood-fill';

@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { evaluate } from '../src/evaluate';
-import { readNpy } from '../src/npy';
+import { evaluate } from '../src/eval/evaluate';
+import { readNpy } from '../src/common/npy';
 
 const run = promisify(execFile);
 const root = path.join(__dirname, '..');
@@ -17,14 +17,14 @@ const card = JSON.parse(fs.readFileSync(path.join(demo, 'model.json'), 'utf8'));
 
 test('pgn score on a demo image writes the map, the prediction and the overlay, and finds the OoD object', async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'pgn-demo-'));
-  const { stdout } = await run('node', [path.join(root, 'dist', 'cli.js'), 'score', path.join(demo, 'eval', 'images', 'demo_000.jpg'), '--out', out], { cwd: root });
+  const { stdout } = await run('node', [path.join(root, 'dist', 'cli', 'index.js'), 'score', path.join(demo, 'eval', 'images', 'demo_000.jpg'), '--out', out], { cwd: root });
   const line = JSON.parse(stdout.trim());
   expect([line.width, line.height]).toEqual([512, 256]);
   expect(fs.readdirSync(out).sort()).toEqual(['demo_000.overlay.png', 'demo_000.pgn-oh_p0.5.npy', 'demo_000.prediction.png']);
   const map = await readNpy(path.join(out, 'demo_000.pgn-oh_p0.5.npy'));
   expect(map.dims).toEqual([256, 512]);
   // Some segment overlaps the labelled OoD object of this scene.
-  const { readLabelMask } = await import('../src/dataset');
+  const { readLabelMask } = await import('../src/eval/dataset');
   const mask = await readLabelMask(path.join(demo, 'eval', 'labels_masks', 'demo_000.png'));
   const hit = line.segments.some((s: { bbox: number[] }) => {
     const [x, y, w, h] = s.bbox;
@@ -50,7 +50,7 @@ test('pgn eval on the demo set reproduces the figures of the model card', async 
 });
 
 test('pgn score with a score the card recommends no threshold for still scores, and says segments were skipped', async () => {
-  const { stdout, stderr } = await run('node', [path.join(root, 'dist', 'cli.js'), 'score', path.join(demo, 'eval', 'images', 'demo_001.jpg'), '--score', 'entropy'], { cwd: root });
+  const { stdout, stderr } = await run('node', [path.join(root, 'dist', 'cli', 'index.js'), 'score', path.join(demo, 'eval', 'images', 'demo_001.jpg'), '--score', 'entropy'], { cwd: root });
   const line = JSON.parse(stdout.trim());
   expect(Object.keys(line.scores)).toEqual(['entropy']);
   expect(line.segments).toBeUndefined();
@@ -58,5 +58,5 @@ test('pgn score with a score the card recommends no threshold for still scores, 
 });
 
 test('the pgn bin stays executable after the build that precedes the tests (npx pgn works after npm test)', () => {
-  expect(fs.statSync(path.join(root, 'dist', 'cli.js')).mode & 0o111).not.toBe(0);
+  expect(fs.statSync(path.join(root, 'dist', 'cli', 'index.js')).mode & 0o111).not.toBe(0);
 });

@@ -1,5 +1,5 @@
 /**
- * Seeded fuzzing of every entry point of the native addon (src/native.ts): scores, secondLayerScores,
+ * Seeded fuzzing of every entry point of the native addon (src/addon/index.ts): scores, secondLayerScores,
  * upsample, upsampleArgmax, components, componentsGridEmulation, the PixelMetrics and InstanceMetrics
  * accumulators (constructor, add, finish, getters, misuse), cudaDeviceCount.
  *
@@ -11,7 +11,7 @@
  * the run; scripts/test-asan.sh runs this file under AddressSanitizer, which turns any out-of-bounds
  * access or use-after-free into a failure.
  */
-import { native } from '../src/native';
+import { native } from '../src/addon';
 import { rng } from './helpers/reference';
 
 const ITERATIONS = Number(process.env.PGN_FUZZ_ITERATIONS ?? 3000);

@@ -2,9 +2,9 @@ import {
   buildSegModel, conv1x1, floatTensor, GraphBuilder, maxAbsDiff, random, SegModelOptions,
 } from './helpers/onnx-builder';
 import * as ort from 'onnxruntime-node';
-import { analyzeModel, exposeFeatures } from '../src/graph-surgery';
-import { ModelError } from '../src/errors';
-import { onnx } from '../src/onnx';
+import { analyzeModel, exposeFeatures } from '../src/model/graph-surgery';
+import { ModelError } from '../src/common/errors';
+import { onnx } from '../src/model/onnx';
 
 type Outputs = Record<string, ort.Tensor>;
 

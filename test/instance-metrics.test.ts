@@ -5,8 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { types } from 'node:util';
-import { InstanceMetrics, InstanceMetricsResult, TRACK_SIZES, metricsTable } from '../src/metrics';
-import { readNpy } from '../src/npy';
+import { InstanceMetrics, InstanceMetricsResult, TRACK_SIZES, metricsTable } from '../src/eval/metrics';
+import { readNpy } from '../src/common/npy';
 import { expectRejection, expectThrow } from './helpers/errors';
 
 /** A blank image; `rect` paints labels or scores over rows r0..r1, columns c0..c1 (inclusive). */

@@ -12,9 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import sharp from 'sharp';
-import { ModelCard } from '../src/model-card';
-import { ImageResult, Scorer } from '../src/scorer';
-import { computeScores } from '../src/scores';
+import { ModelCard } from '../src/model/model-card';
+import { ImageResult, Scorer } from '../src/run/scorer';
+import { computeScores } from '../src/scoring/scores';
 import { buildSegModel } from './helpers/onnx-builder';
 import { rng } from './helpers/reference';
 

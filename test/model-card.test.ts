@@ -1,9 +1,9 @@
 import { promises as fs } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { ModelCardError } from '../src/errors';
-import { analyzeModel } from '../src/graph-surgery';
-import { checkCardAgainstModel, loadModelCard, ModelCard, parseModelCard } from '../src/model-card';
+import { ModelCardError } from '../src/common/errors';
+import { analyzeModel } from '../src/model/graph-surgery';
+import { checkCardAgainstModel, loadModelCard, ModelCard, parseModelCard } from '../src/model/model-card';
 import { buildSegModel } from './helpers/onnx-builder';
 
 const CLASSES = ['road', 'sidewalk', 'building', 'car', 'sky'];

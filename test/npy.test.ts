@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { encodeNpy, parseNpy, readNpy, writeNpy } from '../src/npy';
-import { TensorFileError } from '../src/errors';
+import { encodeNpy, parseNpy, readNpy, writeNpy } from '../src/common/npy';
+import { TensorFileError } from '../src/common/errors';
 
 describe('.npy', () => {
   test('float32 round trip keeps values and shape', async () => {

@@ -8,10 +8,10 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { buildSegModel } from './helpers/onnx-builder';
-import { ImageError } from '../src/errors';
-import { scoreStream } from '../src/pipeline';
-import { Scorer } from '../src/scorer';
-import { computeScores, upsample } from '../src/scores';
+import { ImageError } from '../src/common/errors';
+import { scoreStream } from '../src/run/pipeline';
+import { Scorer } from '../src/run/scorer';
+import { computeScores, upsample } from '../src/scoring/scores';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgn-pipeline-'));
 const card = {
@@ -46,7 +46,7 @@ test('a scored image equals the scores of the model\'s own tensors, upsampled to
   const decoded = await scorer.decode(images[3]);
   const r = await scorer.score(images[3]);
   expect([r.width, r.height]).toEqual([decoded.width, decoded.height]);
-  const { toTensor } = await import('../src/preprocess');
+  const { toTensor } = await import('../src/image/preprocess');
   const batch = await toTensor([decoded], card as never);
   const out = await scorer.session.run(batch.data, batch.dims);
   const direct = await computeScores({ data: out.logits, dims: out.logitsDims }, { data: out.features, dims: out.featuresDims }, { scores: ['pgn-oh:p=0.5', 'entropy'] });

@@ -5,9 +5,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { types } from 'node:util';
-import { PixelMetrics, PixelMetricsResult, formatPercent, metricsTable } from '../src/metrics';
-import { native } from '../src/native';
-import { readNpy } from '../src/npy';
+import { PixelMetrics, PixelMetricsResult, formatPercent, metricsTable } from '../src/eval/metrics';
+import { native } from '../src/addon';
+import { readNpy } from '../src/common/npy';
 import { expectRejection, expectThrow } from './helpers/errors';
 
 const dir = path.join(__dirname, 'fixtures', 'metrics');

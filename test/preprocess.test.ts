@@ -2,9 +2,9 @@ import sharp from 'sharp';
 import { promises as fs } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { ImageError } from '../src/errors';
-import { ModelCardInput } from '../src/model-card';
-import { decodeImage, DecodedImage, toTensor } from '../src/preprocess';
+import { ImageError } from '../src/common/errors';
+import { ModelCardInput } from '../src/model/model-card';
+import { decodeImage, DecodedImage, toTensor } from '../src/image/preprocess';
 import { pngClaiming } from './helpers/png';
 
 /** width × height RGB bytes, each pixel distinct. */

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { evaluate } from '../src/evaluate';
+import { evaluate } from '../src/eval/evaluate';
 
 const REAL = path.join(__dirname, '..', '..', 'shared', 'real');
 const present = fs.existsSync(path.join(REAL, 'roadanomaly21', 'tensors'));

@@ -9,9 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
-import { evaluate, Evaluation } from '../src/evaluate';
-import { writeNpy } from '../src/npy';
-import { renderReport, writeReport } from '../src/report';
+import { evaluate, Evaluation } from '../src/eval/evaluate';
+import { writeNpy } from '../src/common/npy';
+import { renderReport, writeReport } from '../src/eval/report';
 import { buildSegModel } from './helpers/onnx-builder';
 import { randomArray, rng } from './helpers/reference';
 
@@ -118,7 +118,7 @@ describe('writeReport', () => {
 describe('pgn eval --report', () => {
   test('writes the report after the table and prints its path', async () => {
     const out = path.join(root, 'cli-report');
-    const { stdout } = await promisify(execFile)('node', [path.join(__dirname, '..', 'dist', 'cli.js'), 'eval', dataset, '--tensors', '--score', 'entropy', '--score', 'msp', '--threads', '1', '--report', out]);
+    const { stdout } = await promisify(execFile)('node', [path.join(__dirname, '..', 'dist', 'cli', 'index.js'), 'eval', dataset, '--tensors', '--score', 'entropy', '--score', 'msp', '--threads', '1', '--report', out]);
     const lines = stdout.trim().split('\n');
     expect(lines[lines.length - 1]).toBe(`report: ${path.join(out, 'index.html')}`);
     expect(lines.some((l) => l.startsWith('| entropy'))).toBe(true);

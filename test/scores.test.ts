@@ -1,5 +1,5 @@
-import { computeScores, cpuIsa, limitCpuIsa, parseScore, scoreName, scoreLabel, ScoreSpec, setSpinWait, spinWait } from '../src/scores';
-import type { CpuIsa } from '../src/native';
+import { computeScores, cpuIsa, limitCpuIsa, parseScore, scoreName, scoreLabel, ScoreSpec, setSpinWait, spinWait } from '../src/scoring/scores';
+import type { CpuIsa } from '../src/addon';
 import { expectRejection, expectThrow } from './helpers/errors';
 import { randomArray, referenceScores, rng } from './helpers/reference';
 

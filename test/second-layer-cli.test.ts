@@ -4,12 +4,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { readNpy, writeNpy } from '../src/npy';
-import { computeScores } from '../src/scores';
+import { readNpy, writeNpy } from '../src/common/npy';
+import { computeScores } from '../src/scoring/scores';
 import { randomArray, rng } from './helpers/reference';
 
 const run = promisify(execFile);
-const cli = path.join(__dirname, '..', 'dist', 'cli.js');
+const cli = path.join(__dirname, '..', 'dist', 'cli', 'index.js');
 
 describe('pgn tensors with pgn2 scores', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgn-cli2-'));

@@ -6,10 +6,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { ModelError } from '../src/errors';
-import { Scorer } from '../src/scorer';
-import { computeScores, upsample } from '../src/scores';
-import { ModelSession } from '../src/session';
+import { ModelError } from '../src/common/errors';
+import { Scorer } from '../src/run/scorer';
+import { computeScores, upsample } from '../src/scoring/scores';
+import { ModelSession } from '../src/model/session';
 import { buildSegModel } from './helpers/onnx-builder';
 import { buildHeadModel, CIN, H, W } from './helpers/head-model';
 
@@ -58,7 +58,7 @@ test('session: x only with secondLayer; the scorer maps equal the scores of the 
     const png = await image(1);
     const r = await scorer.score(png);
     expect(r.maps.map((m) => m.name)).toEqual(['pgn2-oh_p0.5', 'pgn-oh_p1', 'pgn2-uni_p2_code']);
-    const { toTensor } = await import('../src/preprocess');
+    const { toTensor } = await import('../src/image/preprocess');
     const t = await toTensor([await scorer.decode(png)], scorer.session.card);
     const out = await scorer.session.run(t.data, t.dims);
     expect(out.convInputDims).toEqual([1, CIN, H, W]);

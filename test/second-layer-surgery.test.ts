@@ -5,9 +5,9 @@
  * (which recomputes φ from x with the weights: a check of the geometry read from the graph).
  */
 import * as ort from 'onnxruntime-node';
-import { analyzeModel, exposeFeatures } from '../src/graph-surgery';
-import { ModelError } from '../src/errors';
-import { computeScores } from '../src/scores';
+import { analyzeModel, exposeFeatures } from '../src/model/graph-surgery';
+import { ModelError } from '../src/common/errors';
+import { computeScores } from '../src/scoring/scores';
 import { buildSegModel, maxAbsDiff, random } from './helpers/onnx-builder';
 import { forward, referenceSecondLayer, RefSpec } from './helpers/second-layer-reference';
 import { Act, buildHeadModel, CIN, F, H, HeadModel, W } from './helpers/head-model';

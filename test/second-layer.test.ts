@@ -3,9 +3,9 @@
  * second-to-last conv for every pixel (test/helpers/second-layer-reference.ts), one case against
  * finite differences of the loss, and the binding's argument checks.
  */
-import { computeScores, computeSecondLayerScores, parseScore, scoreLabel, scoreName, ScoreSpec } from '../src/scores';
-import { convOutputSize, parseActivation, sameConv, SecondLayerInfo, SecondLayerInputs } from '../src/second-layer';
-import { native } from '../src/native';
+import { computeScores, computeSecondLayerScores, parseScore, scoreLabel, scoreName, ScoreSpec } from '../src/scoring/scores';
+import { convOutputSize, parseActivation, sameConv, SecondLayerInfo, SecondLayerInputs } from '../src/scoring/second-layer';
+import { native } from '../src/addon';
 import { randomArray, rng } from './helpers/reference';
 import {
   conditionSecondLayer, forward, Forward, labelVector, patchValues, pixelGradient, pixelLoss, pnorm, RefActivation, RefHead, referenceSecondLayer, RefSpec,

@@ -12,15 +12,10 @@ import {
   findSegmentTables,
   segmentsFromTable,
   thresholdAtFpr,
-  writeLabelPng,
-  writeOverlayPng,
-  renderOverlay,
-  outlineMask,
-  labelsToUint16,
-  heatColor,
   type LabelStack,
   type MapStack,
-} from '../src/index';
+} from '../src';
+import { writeLabelPng, writeOverlayPng, renderOverlay, outlineMask, labelsToUint16, heatColor } from '../src/image';
 import { rng } from './helpers/reference';
 import { referenceSegments } from './helpers/flood-fill';
 import { expectRejection, expectThrow } from './helpers/errors';

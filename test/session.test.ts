@@ -3,9 +3,9 @@ import * as ort from 'onnxruntime-node';
 import { promises as fs } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { BackendError, ModelCardError, ModelError } from '../src/errors';
-import { ModelCard } from '../src/model-card';
-import { cudaAvailable, ModelSession } from '../src/session';
+import { BackendError, ModelCardError, ModelError } from '../src/common/errors';
+import { ModelCard } from '../src/model/model-card';
+import { cudaAvailable, ModelSession } from '../src/model/session';
 
 const card = (o: Partial<ModelCard> = {}): ModelCard => ({
   name: 'tiny',

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { upsample, upsampleArgmax } from '../src/scores';
+import { upsample, upsampleArgmax } from '../src/scoring/scores';
 import { randomArray, rng } from './helpers/reference';
-import { readFloatNpy } from '../src/npy';
+import { readFloatNpy } from '../src/common/npy';
 import { expectRejection } from './helpers/errors';
 
 const dir = path.join(__dirname, 'fixtures', 'upsample');

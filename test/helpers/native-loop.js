@@ -7,10 +7,10 @@
  *   node --expose-gc test/helpers/native-loop.js ITERATIONS [CHECKPOINT_EVERY]
  *
  * Prints one JSON line per checkpoint: { iteration, rss, external, arrayBuffers } (bytes, after a
- * full GC when --expose-gc is given), then { done: true, calls }. Honors PGN_OOD_ADDON (dist/native).
+ * full GC when --expose-gc is given), then { done: true, calls }. Honors PGN_OOD_ADDON (dist/addon).
  */
 'use strict';
-const { native } = require('../../dist/native');
+const { native } = require('../../dist/addon');
 
 const iterations = Number(process.argv[2] ?? 100);
 const every = Number(process.argv[3] ?? Math.max(1, Math.floor(iterations / 20)));

@@ -1,0 +1,147 @@
+/**
+ * `pgn bench`: per-stage latency of the whole pipeline on one model (decode, preprocess, inference,
+ * scores, upsampling, segments) as p50/p95/p99/mean, end-to-end throughput, and the cost of the
+ * gradient scores relative to inference — the paper's "negligible overhead" claim, measured.
+ */
+import { Command } from 'commander';
+import sharp from 'sharp';
+import { performance } from 'node:perf_hooks';
+import { Scorer, StageTimings } from '../run/scorer';
+import { Backend, DEFAULT_P } from '../scoring/scores';
+import { ExecutionProvider } from '../model/session';
+import { collect, parseCount, parseSize } from './options';
+
+interface BenchOptions {
+  model?: string;
+  size: [number, number];
+  batch: number;
+  iterations: number;
+  warmup: number;
+  score?: string[];
+  segments: boolean;
+  threads?: number;
+  intraOpThreads?: number;
+  backend?: Backend;
+  ep?: ExecutionProvider;
+  json?: boolean;
+}
+
+export interface StageStats {
+  p50: number;
+  p95: number;
+  p99: number;
+  mean: number;
+}
+
+export interface BenchReport {
+  model: string;
+  size: [number, number];
+  batch: number;
+  iterations: number;
+  scores: string[];
+  /** ms per image, per stage. */
+  stages: Record<keyof StageTimings | 'total', StageStats>;
+  imagesPerSecond: number;
+  /** The gradient scores' own cost, (scores + their upsampling) / inference, in percent, from the means. */
+  scoringOverheadPercent: number;
+}
+
+function stats(values: number[]): StageStats {
+  const s = [...values].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)];
+  return { p50: at(0.5), p95: at(0.95), p99: at(0.99), mean: s.reduce((a, b) => a + b, 0) / s.length };
+}
+
+/** A deterministic street-ish test image (smooth gradients and noise), encoded as PNG like a real input. */
+async function syntheticImage(height: number, width: number, seed: number): Promise<Buffer> {
+  const raw = Buffer.alloc(width * height * 3);
+  let x = seed;
+  for (let i = 0; i < width * height; i++) {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    const row = Math.floor(i / width);
+    raw[3 * i] = (row * 255) / height;
+    raw[3 * i + 1] = ((i % width) * 255) / width;
+    raw[3 * i + 2] = x >>> 24;
+  }
+  return sharp(raw, { raw: { width, height, channels: 3 } }).png({ compressionLevel: 1 }).toBuffer();
+}
+
+export async function runBench(opts: BenchOptions): Promise<BenchReport> {
+  const scorer = await Scorer.create({
+    model: opts.model,
+    scores: opts.score,
+    threads: opts.threads,
+    intraOpThreads: opts.intraOpThreads,
+    backend: opts.backend,
+    executionProviders: opts.ep ? [opts.ep] : undefined,
+    segments: opts.segments ? { minArea: 50 } : undefined,
+  });
+  try {
+    const [height, width] = opts.size;
+    const images = await Promise.all(Array.from({ length: opts.batch }, (_, i) => syntheticImage(height, width, i + 1)));
+    const samples: StageTimings[] = [];
+    const totals: number[] = [];
+    let measured = 0;
+    const t0 = performance.now();
+    for (let it = 0; it < opts.warmup + opts.iterations; it++) {
+      const start = performance.now();
+      const results = await scorer.scoreBatch(images);
+      if (it < opts.warmup) continue;
+      if (measured === 0) measured = start;
+      totals.push((performance.now() - start) / images.length);
+      samples.push(results[0].timings);
+    }
+    const elapsed = performance.now() - (measured || t0);
+    const keys: (keyof StageTimings)[] = ['decode', 'preprocess', 'inference', 'scores', 'upsample', 'prediction', 'segments'];
+    const stages = Object.fromEntries(keys.map((k) => [k, stats(samples.map((s) => s[k]))])) as BenchReport['stages'];
+    stages.total = stats(totals);
+    return {
+      model: scorer.session.modelPath,
+      size: opts.size,
+      batch: opts.batch,
+      iterations: opts.iterations,
+      scores: scorer.specs.map((s) => `${s.kind}${s.p !== undefined ? `:p=${s.p}` : ''}`),
+      stages,
+      imagesPerSecond: (opts.iterations * opts.batch) / (elapsed / 1000),
+      scoringOverheadPercent: (100 * (stages.scores.mean + stages.upsample.mean)) / stages.inference.mean,
+    };
+  } finally {
+    await scorer.dispose();
+  }
+}
+
+export function benchTable(r: BenchReport): string {
+  const lines = [
+    `model ${r.model}, image ${r.size[0]}×${r.size[1]}, batch ${r.batch}, ${r.iterations} iterations, scores ${r.scores.join(' ')}`,
+    '',
+    '| stage (ms per image) | p50 | p95 | p99 | mean |',
+    '|---|---:|---:|---:|---:|',
+    ...Object.entries(r.stages).map(([k, s]) => `| ${k} | ${s.p50.toFixed(2)} | ${s.p95.toFixed(2)} | ${s.p99.toFixed(2)} | ${s.mean.toFixed(2)} |`),
+    '',
+    `throughput: ${r.imagesPerSecond.toFixed(2)} images/s end to end`,
+    `gradient scoring overhead (scores + their upsampling) / inference: ${r.scoringOverheadPercent.toFixed(1)} %`,
+  ];
+  return lines.join('\n');
+}
+
+export function benchCommand(): Command {
+  return new Command('bench')
+    .description('per-stage latency (p50/p95/p99/mean), throughput and the scoring overhead relative to inference')
+    .option('--model <path>', 'model directory, card or .onnx (default: the embedded demo model)')
+    .option('--size <HxW>', 'input image size', parseSize, [1024, 2048] as [number, number])
+    .option('--batch <n>', 'images per inference call', parseCount, 1)
+    .option('--iterations <k>', 'measured iterations', parseCount, 20)
+    .option('--warmup <k>', 'iterations run first and not measured', parseCount, 2)
+    .option('--score <spec>', `score to compute, repeatable (default: the card's recommended score, else pgn-oh:p=${DEFAULT_P})`, collect)
+    .option('--no-segments', 'skip thresholding and connected components')
+    .option('--threads <n>', 'native threads (0 = all cores)', parseCount)
+    .option('--intra-op-threads <n>', 'ONNX Runtime intra-op threads', parseCount)
+    .option('--backend <name>', 'native backend: cpu or cuda', 'cpu')
+    .option('--ep <name>', 'ONNX Runtime execution provider: cpu or cuda')
+    .option('--json', 'print the report as JSON')
+    .action(async (opts: BenchOptions) => {
+      if (opts.iterations < 1 || opts.batch < 1) throw new RangeError('--iterations and --batch must be >= 1');
+      const report = await runBench(opts);
+      process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${benchTable(report)}\n`);
+    });
+}

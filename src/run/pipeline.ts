@@ -1,0 +1,103 @@
+/**
+ * Streaming batch scoring: inputs are decoded ahead (a bounded number at a time, on sharp's
+ * threads) while the previous batch runs through ONNX Runtime and the native scores, and results
+ * come out in input order. Nothing is pulled from the inputs beyond that bound until the consumer
+ * takes results, so memory stays flat however many images come (back-pressure).
+ */
+import { performance } from 'node:perf_hooks';
+import { PgnError } from '../common/errors';
+import { DecodedImage } from '../image/preprocess';
+import { ImageInput, ImageResult, Scorer, ScorerOptions } from './scorer';
+
+export interface StreamOptions {
+  /** Images per inference call. Default 1. */
+  batchSize?: number;
+  /** Images decoded ahead of the batch being scored. Default 2 × batchSize. */
+  prefetch?: number;
+  /** Stops the stream: the iterator then throws the signal's reason (an AbortError). */
+  signal?: AbortSignal;
+}
+
+/** One input's outcome, in input order: a result, or the PgnError that stopped this input alone. */
+export type StreamItem =
+  | { index: number; source: string; result: ImageResult; error?: undefined }
+  | { index: number; source: string; result?: undefined; error: PgnError };
+
+interface Pending {
+  index: number;
+  source: string;
+  decoded: Promise<{ image: DecodedImage; ms: number } | PgnError>;
+}
+
+function sourceName(input: ImageInput): string {
+  return typeof input === 'string' ? input : '<buffer>';
+}
+
+/** Scores every input with the scorer, yielding in input order. */
+export async function* scoreStream(scorer: Scorer, inputs: Iterable<ImageInput> | AsyncIterable<ImageInput>, options: StreamOptions = {}): AsyncGenerator<StreamItem> {
+  const batchSize = options.batchSize ?? 1;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
+  const prefetch = options.prefetch ?? 2 * batchSize;
+  if (!Number.isInteger(prefetch) || prefetch < batchSize) throw new RangeError(`prefetch must be an integer >= batchSize (${batchSize}), got ${prefetch}`);
+  const signal = options.signal;
+  const iterator = (Symbol.asyncIterator in inputs ? inputs[Symbol.asyncIterator]() : inputs[Symbol.iterator]()) as AsyncIterator<ImageInput> | Iterator<ImageInput>;
+  const queue: Pending[] = [];
+  let next = 0;
+  let exhausted = false;
+
+  const decode = (input: ImageInput): Pending['decoded'] => {
+    const t0 = performance.now();
+    return scorer.decode(input).then(
+      (image) => ({ image, ms: performance.now() - t0 }),
+      (err: unknown) => {
+        if (err instanceof PgnError) return err;
+        throw err;
+      },
+    );
+  };
+  const fill = async () => {
+    while (!exhausted && queue.length < prefetch) {
+      const step = await iterator.next();
+      if (step.done) exhausted = true;
+      else queue.push({ index: next++, source: sourceName(step.value), decoded: decode(step.value) });
+    }
+  };
+
+  try {
+    for (;;) {
+      signal?.throwIfAborted();
+      await fill();
+      if (queue.length === 0) return;
+      const batch = queue.splice(0, batchSize);
+      await fill(); // the next batch decodes while this one is scored
+      const decoded = await Promise.all(batch.map((p) => p.decoded));
+      signal?.throwIfAborted();
+      const good = batch.flatMap((p, k) => {
+        const d = decoded[k];
+        return d instanceof PgnError ? [] : [{ pending: p, image: d.image, ms: d.ms }];
+      });
+      const results = good.length > 0 ? await scorer.scoreDecoded(good.map((g) => g.image)) : [];
+      const byIndex = new Map(good.map((g, k) => [g.pending.index, { result: results[k], ms: g.ms }]));
+      for (const [k, p] of batch.entries()) {
+        const d = decoded[k];
+        const ok = byIndex.get(p.index);
+        if (d instanceof PgnError || !ok) yield { index: p.index, source: p.source, error: d as PgnError };
+        else yield { index: p.index, source: p.source, result: { ...ok.result, source: p.source, timings: { ...ok.result.timings, decode: ok.ms } } };
+      }
+    }
+  } finally {
+    // Abandoned or aborted: let decodes in flight settle so no rejection goes unhandled.
+    await Promise.allSettled(queue.map((p) => p.decoded));
+    if (!exhausted) await iterator.return?.();
+  }
+}
+
+/** Creates a scorer over the model, streams the inputs through it, releases the session at the end. */
+export async function* scoreImages(inputs: Iterable<ImageInput> | AsyncIterable<ImageInput>, options: ScorerOptions & StreamOptions = {}): AsyncGenerator<StreamItem> {
+  const scorer = await Scorer.create(options);
+  try {
+    yield* scoreStream(scorer, inputs, options);
+  } finally {
+    await scorer.dispose();
+  }
+}

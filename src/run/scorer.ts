@@ -1,0 +1,246 @@
+/**
+ * The scorer: images in, per-pixel OoD scores out. One ONNX Runtime session (reused), one native
+ * pass computing every requested score from the same forward pass, maps upsampled bilinearly back
+ * to each image's own size, and the predicted class map at that size.
+ */
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { decodeImage, DecodedImage, toTensor } from '../image/preprocess';
+import { Backend, checkBackend, computeScores, DEFAULT_P, isPgn2, normalizeScore, scoreLabel, scoreName, ScoreSpec, upsample, upsampleArgmax } from '../scoring/scores';
+import { ExecutionProvider, ModelSession } from '../model/session';
+import { findSegments, Segment } from '../scoring/segments';
+
+/** The embedded demo model (models/demo): used when no model is given. */
+export const DEMO_MODEL = path.join(__dirname, '..', '..', 'models', 'demo');
+
+export type ImageInput = string | Buffer | Uint8Array;
+
+export interface ScorerOptions {
+  /** A model directory (with model.json), a model card, or an .onnx file. Default: the demo model. */
+  model?: string;
+  /** Scores to compute. Default: the card's recommended score, else pgn-oh:p=0.5. */
+  scores?: (ScoreSpec | string)[];
+  /** Also return the predicted class map at image size. Default true. */
+  prediction?: boolean;
+  /** align_corners of the upsampling to image size; default false. */
+  alignCorners?: boolean;
+  /** Threads of the native work (0 = all cores). */
+  threads?: number;
+  /** Backend of the native scores. */
+  backend?: Backend;
+  /** ONNX Runtime execution providers (default: CUDA if available, else CPU) and intra-op threads. */
+  executionProviders?: ExecutionProvider[];
+  intraOpThreads?: number;
+  /** Refuse images with more pixels than this before decoding. */
+  limitInputPixels?: number;
+  /** OoD segments of one score map: thresholded, connected components with statistics. */
+  segments?: SegmentsOption;
+}
+
+export interface SegmentsOption {
+  /** Which requested score to segment (its label, e.g. "pgn-oh:p=0.5"). Default: the first one. */
+  score?: string;
+  /** score > threshold is OoD. Default: the model card's recommended threshold, for its recommended score. */
+  threshold?: number;
+  /** Segments with fewer pixels are dropped. Default 0. */
+  minArea?: number;
+  connectivity?: 4 | 8;
+}
+
+/** Milliseconds per stage. Batch stages are the batch's time divided by its size. */
+export interface StageTimings {
+  decode: number;
+  preprocess: number;
+  inference: number;
+  scores: number;
+  /** Bilinear upsampling of the score maps to the image size. */
+  upsample: number;
+  /** The predicted class map at image size (argmax of the upsampled logits). */
+  prediction: number;
+  /** Thresholding and connected components (0 without segments). */
+  segments: number;
+}
+
+export interface ScoredMap {
+  spec: ScoreSpec;
+  /** File-friendly name, e.g. pgn-oh_p0.5. */
+  name: string;
+  /** [height, width], row-major. Higher = more likely out-of-distribution. */
+  data: Float32Array;
+}
+
+export interface ImageResult {
+  /** The file path, or "<buffer>". */
+  source: string;
+  width: number;
+  height: number;
+  maps: ScoredMap[];
+  /** Predicted class per pixel [height, width]. */
+  prediction?: Int32Array;
+  /** With options.segments: the segments (ids 1..K) and their label image [height, width]. */
+  segments?: Segment[];
+  segmentLabels?: Uint32Array;
+  timings: StageTimings;
+}
+
+export class Scorer {
+  readonly specs: ScoreSpec[];
+
+  private constructor(
+    readonly session: ModelSession,
+    specs: ScoreSpec[],
+    private readonly options: ScorerOptions,
+    /** Index into specs of the segmented score, and its threshold. */
+    private readonly segmentation?: { index: number; threshold: number },
+  ) {
+    this.specs = specs;
+  }
+
+  static async create(options: ScorerOptions = {}): Promise<Scorer> {
+    checkBackend(options.backend);
+    // pgn2-* scores need the second-to-last conv's input from the session as well
+    const second = (list: unknown) => Array.isArray(list) && list.some((s) => {
+      try {
+        return isPgn2(normalizeScore(s).kind);
+      } catch {
+        return false; // reported below, as before
+      }
+    });
+    const open = (secondLayer: boolean) => ModelSession.create(options.model ?? DEMO_MODEL, {
+      executionProviders: options.executionProviders,
+      intraOpThreads: options.intraOpThreads,
+      secondLayer,
+    });
+    let session = await open(second(options.scores));
+    const requested = options.scores ?? [session.card.recommended?.score ?? `pgn-oh:p=${DEFAULT_P}`];
+    if (!Array.isArray(requested) || requested.length === 0) throw new RangeError('scores must be a non-empty array');
+    if (!session.analysis.secondLayer && second(requested)) { // the card recommends a pgn2 score
+      await session.dispose();
+      session = await open(true);
+    }
+    const specs = requested.map(normalizeScore);
+    return new Scorer(session, specs, options, options.segments ? segmentation(options.segments, specs, session) : undefined);
+  }
+
+  /** Decodes one image (file path or encoded bytes), with the scorer's pixel limit. */
+  decode(input: ImageInput): Promise<DecodedImage> {
+    return decodeImage(input, { limitInputPixels: this.options.limitInputPixels });
+  }
+
+  async score(input: ImageInput): Promise<ImageResult> {
+    return (await this.scoreBatch([input]))[0];
+  }
+
+  /** Scores several images with one inference call. */
+  async scoreBatch(inputs: ImageInput[]): Promise<ImageResult[]> {
+    const t0 = performance.now();
+    const images = await Promise.all(inputs.map((input) => this.decode(input)));
+    const decode = (performance.now() - t0) / inputs.length;
+    const results = await this.scoreDecoded(images);
+    return results.map((r, i) => ({ ...r, source: typeof inputs[i] === 'string' ? (inputs[i] as string) : '<buffer>', timings: { ...r.timings, decode } }));
+  }
+
+  /**
+   * Scores already decoded images (one batch); `source` is left "<decoded>". The maps come at each
+   * image's size, or at `sizes[i]` when given (e.g. a label mask's size).
+   */
+  async scoreDecoded(images: DecodedImage[], sizes?: { width: number; height: number }[]): Promise<ImageResult[]> {
+    const n = images.length;
+    const t0 = performance.now();
+    const batch = await toTensor(images, this.session.card);
+    const t1 = performance.now();
+    const out = await this.session.run(batch.data, batch.dims);
+    const t2 = performance.now();
+    const logits = { data: out.logits, dims: out.logitsDims };
+    const scored = await computeScores(logits, { data: out.features, dims: out.featuresDims }, {
+      scores: this.specs,
+      prediction: false,
+      threads: this.options.threads,
+      backend: this.options.backend,
+      ...(out.convInput ? {
+        secondLayer: { input: { data: out.convInput, dims: out.convInputDims! }, kernel: this.session.kernel, layer: this.session.analysis.secondLayer!.layer },
+      } : {}),
+    });
+    const t3 = performance.now();
+    const [, classes, h, w] = out.logitsDims;
+    const plane = h * w;
+    const up = { alignCorners: this.options.alignCorners, threads: this.options.threads };
+    const targets = images.map((image, i): [number, number] => [(sizes?.[i] ?? image).height, (sizes?.[i] ?? image).width]);
+    const mapsPerImage = await Promise.all(images.map((_, i) => Promise.all(this.specs.map(async (spec, k) => {
+      const map = scored.maps[k].map.data.subarray(i * plane, (i + 1) * plane);
+      return { spec, name: scoreName(spec), data: (await upsample({ data: map, dims: [1, h, w] }, targets[i], up)).data };
+    }))));
+    const t4 = performance.now();
+    const wantPrediction = this.options.prediction !== false || this.segmentation !== undefined;
+    const predictions = await Promise.all(images.map(async (_, i) => wantPrediction
+      ? (await upsampleArgmax({ data: out.logits.subarray(i * classes * plane, (i + 1) * classes * plane), dims: [1, classes, h, w] }, targets[i], up)).data
+      : undefined));
+    const t5 = performance.now();
+    const results = images.map((image, i) => ({ image, maps: mapsPerImage[i], prediction: predictions[i] }));
+    const segments = await Promise.all(results.map((r, i) => this.segment(r.maps, r.prediction, sizes?.[i] ?? r.image)));
+    const t6 = performance.now();
+    const timings: StageTimings = {
+      decode: 0,
+      preprocess: (t1 - t0) / n,
+      inference: (t2 - t1) / n,
+      scores: (t3 - t2) / n,
+      upsample: (t4 - t3) / n,
+      prediction: (t5 - t4) / n,
+      segments: (t6 - t5) / n,
+    };
+    return results.map(({ image, maps, prediction }, i) => ({
+      ...segments[i],
+      source: '<decoded>',
+      width: sizes?.[i]?.width ?? image.width,
+      height: sizes?.[i]?.height ?? image.height,
+      maps,
+      ...(prediction && this.options.prediction !== false ? { prediction } : {}),
+      timings: { ...timings },
+    }));
+  }
+
+  private async segment(maps: ScoredMap[], prediction: Int32Array | undefined, image: { width: number; height: number }) {
+    if (!this.segmentation) return {};
+    const map = maps[this.segmentation.index].data;
+    const height = map.length / image.width;
+    const dims: [number, number, number] = [1, height, image.width];
+    const found = await findSegments({ data: map, dims }, {
+      threshold: this.segmentation.threshold,
+      prediction: prediction ? { data: prediction, dims } : undefined,
+      minArea: this.options.segments?.minArea,
+      connectivity: this.options.segments?.connectivity,
+      threads: this.options.threads,
+      backend: this.options.backend,
+    });
+    return { segments: found.segments[0], segmentLabels: found.labels!.data };
+  }
+
+  async dispose(): Promise<void> {
+    await this.session.dispose();
+  }
+}
+
+/** Which map to segment and at what threshold; the card's recommendation when not given. */
+function segmentation(option: SegmentsOption, specs: ScoreSpec[], session: ModelSession): { index: number; threshold: number } {
+  const wanted = option.score ? scoreLabel(option.score) : scoreLabel(specs[0]);
+  const index = specs.findIndex((s) => scoreLabel(s) === wanted);
+  if (index < 0) throw new RangeError(`segments.score "${option.score}" is not among the requested scores (${specs.map(scoreLabel).join(', ')})`);
+  if (option.threshold !== undefined) {
+    if (typeof option.threshold !== 'number' || Number.isNaN(option.threshold)) throw new RangeError('segments.threshold must be a number');
+    return { index, threshold: option.threshold };
+  }
+  const rec = session.card.recommended;
+  if (!rec || scoreLabel(rec.score) !== wanted)
+    throw new RangeError(`segments of ${wanted} need a threshold: the model card recommends ${rec ? `one for ${rec.score} only` : 'none'}`);
+  return { index, threshold: rec.threshold };
+}
+
+/** One-shot convenience: creates a scorer, scores one image, releases the session. */
+export async function score(input: ImageInput, options: ScorerOptions = {}): Promise<ImageResult> {
+  const scorer = await Scorer.create(options);
+  try {
+    return await scorer.score(input);
+  } finally {
+    await scorer.dispose();
+  }
+}

@@ -1,0 +1,28 @@
+/**
+ * src/scoring/ owns the native passes on tensors, the subpath entry `pgn-ood/scoring`: the scores
+ * (scores.ts: PGN and baselines, upsampling, the class map), the second-to-last layer's scores
+ * (second-layer.ts) and the OoD segments (segments.ts). The everyday functions (computeScores,
+ * upsample, findSegments, thresholdAtFpr, backends) are also on the root entry.
+ */
+export {
+  SCORE_KINDS,
+  DEFAULT_P,
+  parseScore,
+  normalizeScore,
+  scoreName,
+  scoreLabel,
+  computeScores,
+  computeSecondLayerScores,
+  upsample,
+  upsampleArgmax,
+  backends,
+  cpuIsa,
+  limitCpuIsa,
+  spinWait,
+  setSpinWait,
+} from './scores';
+export type { ScoreKind, ScoreSpec, Backend, Tensor, MapStack, ScoreOptions, ScoreResult, UpsampleOptions } from './scores';
+export type { CpuIsa } from '../addon';
+export { sameConv, convOutputSize, parseActivation } from './second-layer';
+export type { ActivationInfo, ConvGeometry, SecondLayerInfo, SecondLayerInputs } from './second-layer';
+export * from './segments';
