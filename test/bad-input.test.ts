@@ -1,5 +1,5 @@
 /**
- * The bad-input matrix (README "Bad input"): every way a caller can hand pgn-ood something broken —
+ * The bad-input matrix (docs/bad-input.md): every way a caller can hand pgn-ood something broken —
  * images, models, model cards, tensors, thresholds, output paths, data sets — ends in a specific
  * typed error with a message saying what was wrong (or, for inputs that are merely unusual, in a
  * result), and the process carries on: after every case a native call still works, and the CLI

@@ -39,7 +39,7 @@ maybe('real data: pixel figures from precomputed tensors match the reference', (
       expect(Math.abs(100 * row.pixel.auroc - auroc)).toBeLessThanOrEqual(0.15);
       expect(Math.abs(100 * row.pixel.auprc - auprc)).toBeLessThanOrEqual(0.15);
       expect(Math.abs(100 * row.pixel.fpr95 - fpr95)).toBeLessThanOrEqual(0.15);
-      // Component figures exist and are fractions (their reference values are in the README).
+      // Component figures exist and are fractions (their reference values are in docs/evaluation.md).
       for (const v of [row.instance!.sIoU, row.instance!.ppv, row.instance!.meanF1]) expect(v).toBeGreaterThanOrEqual(0), expect(v).toBeLessThanOrEqual(1);
     }
   });

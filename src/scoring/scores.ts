@@ -230,7 +230,7 @@ export function limitCpuIsa(max: CpuIsa): void {
  * How long, in microseconds, the native helper threads kept between calls spin (yielding to other
  * runnable threads) waiting for the next call before they sleep (default 1000). Back-to-back calls
  * then find them awake, which saves the wake-up of a sleeping core: on a VM that can be a
- * millisecond (README, API). 0 makes them sleep at once, for processes that would rather not spend
+ * millisecond (docs/api.md). 0 makes them sleep at once, for processes that would rather not spend
  * the CPU.
  */
 export function spinWait(): number {
