@@ -5,6 +5,9 @@
       "sources": [
         "native/core/components.cc",
         "native/core/components_grid.cc",
+        "native/core/components_labeling.cc",
+        "native/core/components_merge.cc",
+        "native/core/components_stats.cc",
         "native/core/cpu_isa.cc",
         "native/core/instance_metrics.cc",
         "native/core/parallel.cc",
