@@ -12,6 +12,8 @@
         "native/core/instance_metrics.cc",
         "native/core/parallel.cc",
         "native/core/pixel_metrics.cc",
+        "native/core/pixel_metrics_binned.cc",
+        "native/core/pixel_metrics_exact.cc",
         "native/core/power_sums_avx2.cc",
         "native/core/power_sums_avx512.cc",
         "native/core/scores.cc",
