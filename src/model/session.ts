@@ -66,6 +66,10 @@ async function createSession(bytes: Uint8Array, providers: ExecutionProvider[], 
   // inference on the same cores, and spinning threads would take them.
   const options: ort.InferenceSession.SessionOptions = { executionProviders: providers, extra: { session: { intra_op: { allow_spinning: '0' } } } };
   if (threads !== undefined) options.intraOpNumThreads = threads;
+  // ONNX Runtime 1.30's telemetry, on by default on Linux, runs a recursive std::regex over
+  // /proc/self/cmdline at the first session: ~25 KB of arguments (`pgn score photos/*.jpg`)
+  // overflow the stack and the process dies of SIGSEGV. Off, unless the caller chose otherwise.
+  process.env.ORT_DISABLE_TELEMETRY ??= '1';
   try {
     return await ort.InferenceSession.create(bytes, options);
   } catch (err) {

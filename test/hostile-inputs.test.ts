@@ -1,0 +1,61 @@
+/**
+ * Hostile inputs of `pgn score` and the API that once crashed, hung or grew without bound (issue 20):
+ * thousands of paths, non-regular files, symlink loops, broken stdout, bad stream items. Each case
+ * runs the real CLI in a child process, or the real scorer, and checks how it ends.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { DEMO_MODEL } from '../src/run/scorer';
+import { runCli } from './helpers/cli';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'pgn-hostile-'));
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+const demoImage = path.join(DEMO_MODEL, 'eval', 'images', fs.readdirSync(path.join(DEMO_MODEL, 'eval', 'images')).sort()[0]);
+
+interface Line {
+  file: string;
+  width?: number;
+  error?: { code: string; message: string };
+}
+const lines = (stdout: string): Line[] => stdout.trim().split('\n').map((l) => JSON.parse(l) as Line);
+
+describe('5000 paths (once ~32 KiB of arguments crashed ONNX Runtime with SIGSEGV)', () => {
+  // one real image, then 4999 missing ones that fail on their own: the run must get through all
+  const real = path.join(root, 'real.png');
+  const paths = [real, ...Array.from({ length: 4999 }, (_, i) => path.join(root, 'photos', `missing-photo-number-${i}.jpg`))];
+  beforeAll(() => fs.copyFileSync(demoImage, real));
+
+  const check = (r: Awaited<ReturnType<typeof runCli>>) => {
+    expect(r.signal).toBeNull();
+    expect(r.code).toBe(1); // some images failed
+    const out = lines(r.stdout);
+    expect(out.map((l) => l.file)).toEqual(paths);
+    expect(out[0].width).toBe(512);
+    expect(out.slice(1).every((l) => l.error?.code === 'PGN_IMAGE')).toBe(true);
+  };
+
+  test('on the command line', async () => {
+    expect(paths.join(' ').length).toBeGreaterThan(200000);
+    check(await runCli(['score', '--no-segments', ...paths], { timeout: 120000 }));
+  }, 150000);
+
+  test('--files-from FILE, and - for stdin', async () => {
+    const list = path.join(root, 'list.txt');
+    fs.writeFileSync(list, `${paths.join('\n')}\n\n`);
+    check(await runCli(['score', '--no-segments', '--files-from', list], { timeout: 120000 }));
+    check(await runCli(['score', '--no-segments', '--files-from', '-'], { input: paths.join('\r\n'), timeout: 120000 }));
+  }, 300000);
+
+  test('no inputs at all, or an unreadable list → PGN_IMAGE, exit 2', async () => {
+    const none = await runCli(['score']);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/^pgn: PGN_IMAGE: no inputs: give image files, folders or globs, or --files-from/);
+    const missing = await runCli(['score', '--files-from', path.join(root, 'no-such-list.txt')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/^pgn: PGN_IMAGE: --files-from .*no-such-list\.txt: cannot read the input list \(ENOENT/);
+    const endless = await runCli(['score', '--files-from', '/dev/zero']);
+    expect(endless.code).toBe(2);
+    expect(endless.stderr).toMatch(/^pgn: PGN_IMAGE: --files-from \/dev\/zero: more than 268435456 bytes; not an input list/);
+  });
+});
