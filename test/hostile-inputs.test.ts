@@ -7,6 +7,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DEMO_MODEL } from '../src/run/scorer';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { runCli } from './helpers/cli';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'pgn-hostile-'));
@@ -58,4 +60,20 @@ describe('5000 paths (once ~32 KiB of arguments crashed ONNX Runtime with SIGSEG
     expect(endless.code).toBe(2);
     expect(endless.stderr).toMatch(/^pgn: PGN_IMAGE: --files-from \/dev\/zero: more than 268435456 bytes; not an input list/);
   });
+});
+
+test('scoreImages([goodImage, 42]): the caller catches a TypeError, no unhandled rejection ends the process', async () => {
+  const script = `
+    process.on('exit', (code) => console.log('exit ' + code));
+    const { scoreImages } = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'index.js'))});
+    (async () => {
+      try {
+        for await (const item of scoreImages([${JSON.stringify(demoImage)}, 42], { executionProviders: ['cpu'] })) console.log('item', item.index, item.result ? 'ok' : item.error.code);
+      } catch (err) {
+        console.log('caught', err.name, err.message);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200)); // a late rejection would surface here
+    })();`;
+  const { stdout } = await promisify(execFile)('node', ['-e', script], { timeout: 60000 });
+  expect(stdout.trim().split('\n')).toEqual(['item 0 ok', 'caught TypeError an image must be a file path, a Buffer or a Uint8Array of encoded bytes, got number', 'exit 0']);
 });
