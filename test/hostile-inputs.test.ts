@@ -6,7 +6,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { DEMO_MODEL } from '../src/run/scorer';
+import { MAX_INTRA_OP_THREADS } from '../src/model/session';
+import { DEMO_MODEL, Scorer } from '../src/run/scorer';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { runCli } from './helpers/cli';
@@ -76,4 +77,26 @@ test('scoreImages([goodImage, 42]): the caller catches a TypeError, no unhandled
     })();`;
   const { stdout } = await promisify(execFile)('node', ['-e', script], { timeout: 60000 });
   expect(stdout.trim().split('\n')).toEqual(['item 0 ok', 'caught TypeError an image must be a file path, a Buffer or a Uint8Array of encoded bytes, got number', 'exit 0']);
+});
+
+describe('--intra-op-threads has a range (100000 hung ONNX Runtime, hundreds aborted it)', () => {
+  test.each(['100000', String(MAX_INTRA_OP_THREADS + 1), '0', '2.5'])('pgn score --intra-op-threads %s → refused before the model loads', async (n) => {
+    const r = await runCli(['score', '--intra-op-threads', n, demoImage], { timeout: 20000 });
+    expect(r.signal).toBeNull();
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(new RegExp(`option '--intra-op-threads <n>' argument '${n.replace('.', '\\.')}' is invalid\\. expected an integer from 1 to ${MAX_INTRA_OP_THREADS}`));
+  });
+
+  test('the API: RangeError naming the range; the maximum itself runs', async () => {
+    await expect(Scorer.create({ intraOpThreads: 100000, executionProviders: ['cpu'] })).rejects.toThrow(
+      new RangeError(`intraOpThreads must be an integer from 1 to ${MAX_INTRA_OP_THREADS}, got 100000`),
+    );
+    const scorer = await Scorer.create({ intraOpThreads: MAX_INTRA_OP_THREADS, executionProviders: ['cpu'] });
+    try {
+      expect((await scorer.score(demoImage)).width).toBe(512);
+    } finally {
+      await scorer.dispose();
+    }
+  });
 });

@@ -11,7 +11,7 @@ import { Backend, DEFAULT_P, scoreLabel } from '../scoring/scores';
 import { DEMO_MODEL, ImageResult, Scorer } from '../run/scorer';
 import { writeLabelPng, writeOverlayPng } from '../image/segment-images';
 import { ExecutionProvider } from '../model/session';
-import { collect, parseCount } from './options';
+import { collect, parseCount, parseIntraOpThreads } from './options';
 import { progress } from './progress';
 
 interface ScoreCommandOptions {
@@ -60,7 +60,7 @@ export function scoreCommand(): Command {
     .option('--batch <n>', 'images per inference call', parseCount, 1)
     .option('--prefetch <n>', 'images decoded ahead (default 2 × batch)', parseCount)
     .option('--threads <n>', 'native threads (0 = all cores)', parseCount)
-    .option('--intra-op-threads <n>', 'ONNX Runtime intra-op threads', parseCount)
+    .option('--intra-op-threads <n>', 'ONNX Runtime intra-op threads (1 to 4 per core, at least 64 allowed)', parseIntraOpThreads)
     .option('--backend <name>', 'native backend: cpu or cuda', 'cpu')
     .option('--ep <name>', 'ONNX Runtime execution provider: cpu or cuda (default: cuda if available)')
     .action(async (inputs: string[], opts: ScoreCommandOptions) => {

@@ -5,6 +5,7 @@
  */
 import { existsSync, promises as fs } from 'fs';
 import * as ort from 'onnxruntime-node';
+import { availableParallelism } from 'os';
 import * as path from 'path';
 import { BackendError, ModelError } from '../common/errors';
 import { analyzeModel, exposeFeatures, ModelAnalysis } from './graph-surgery';
@@ -13,9 +14,16 @@ import { halfToFloat, onnx } from './onnx';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 
+/**
+ * More intra-op threads than a few per core only oversubscribe it; thousands hang ONNX Runtime, and
+ * one it fails to start (the system's thread limit) aborts the process with an uncaught C++ exception.
+ */
+export const MAX_INTRA_OP_THREADS = Math.max(64, 4 * availableParallelism());
+
 export interface SessionOptions {
   /** Default: CUDA when onnxruntime-node has its CUDA provider installed, else CPU. */
   executionProviders?: ExecutionProvider[];
+  /** 1 to MAX_INTRA_OP_THREADS. Default: ONNX Runtime's (one per physical core). */
   intraOpThreads?: number;
   /**
    * Also fetch the input x of the second-to-last conv (pgn2-* scores); the model must end in
@@ -138,8 +146,8 @@ export class ModelSession {
   /** Loads the card and the model (a model directory, a card file, or an .onnx file) and prepares the session. */
   static async create(modelPathOrCardDir: string, opts: SessionOptions = {}): Promise<ModelSession> {
     const threads = opts.intraOpThreads;
-    if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) {
-      throw new RangeError(`intraOpThreads must be a positive integer, got ${threads}`);
+    if (threads !== undefined && (!Number.isInteger(threads) || threads < 1 || threads > MAX_INTRA_OP_THREADS)) {
+      throw new RangeError(`intraOpThreads must be an integer from 1 to ${MAX_INTRA_OP_THREADS}, got ${threads}`);
     }
     const { providers, auto } = chooseProviders(opts.executionProviders);
     const { card, cardPath, modelPath } = await loadModelCard(modelPathOrCardDir);
