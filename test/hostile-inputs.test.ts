@@ -100,3 +100,14 @@ describe('--intra-op-threads has a range (100000 hung ONNX Runtime, hundreds abo
     }
   });
 });
+
+test.each([
+  ['score', () => ['score', '--no-segments', demoImage]],
+  ['inspect', () => ['inspect', DEMO_MODEL]],
+])('pgn %s with stdout on a full disk (/dev/full) → pgn: ENOSPC: ..., exit 2, no stack trace', async (_name, args) => {
+  const r = await runCli(args(), { redirect: '>/dev/full' });
+  expect(r.signal).toBeNull();
+  expect(r.code).toBe(2);
+  expect(r.stderr).toMatch(/^pgn: ENOSPC: cannot write to stdout \(ENOSPC: no space left on device, write\)$/m);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+});
