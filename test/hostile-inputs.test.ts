@@ -3,13 +3,16 @@
  * thousands of paths, non-regular files, symlink loops, broken stdout, bad stream items. Each case
  * runs the real CLI in a child process, or the real scorer, and checks how it ends.
  */
+import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
+import { DatasetError, ImageError } from '../src/common/errors';
+import { readLabelMask } from '../src/eval/dataset';
+import { decodeImage } from '../src/image/preprocess';
 import { MAX_INTRA_OP_THREADS } from '../src/model/session';
 import { DEMO_MODEL, Scorer } from '../src/run/scorer';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { runCli } from './helpers/cli';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'pgn-hostile-'));
@@ -110,4 +113,43 @@ test.each([
   expect(r.code).toBe(2);
   expect(r.stderr).toMatch(/^pgn: ENOSPC: cannot write to stdout \(ENOSPC: no space left on device, write\)$/m);
   expect(r.stderr).not.toMatch(/\n\s+at /);
+});
+
+describe('non-regular files are refused (a device was read without end, a FIFO blocked for ever)', () => {
+  const fifo = path.join(root, 'fifo.png');
+  const cardDir = path.join(root, 'fifo-card');
+  beforeAll(() => {
+    execFileSync('mkfifo', [fifo]);
+    fs.mkdirSync(cardDir);
+    execFileSync('mkfifo', [path.join(cardDir, 'model.json')]);
+  });
+
+  test('a FIFO among the images: its own error line, the others are scored', async () => {
+    const r = await runCli(['score', '--no-segments', fifo, demoImage], { timeout: 30000 });
+    expect(r.code).toBe(1);
+    const out = lines(r.stdout);
+    expect(out[0]).toEqual({ file: fifo, error: { code: 'PGN_IMAGE', message: `${fifo}: is a FIFO, not a regular file` } });
+    expect(out[1].width).toBe(512);
+  });
+
+  test.each([
+    ['/dev/zero as --model', () => ['score', '--model', '/dev/zero', demoImage], 'PGN_MODEL: /dev/zero: cannot read the model (is a character device, not a regular file)'],
+    ['a FIFO as --model', () => ['score', '--model', fifo, demoImage], `PGN_MODEL: ${fifo}: cannot read the model (is a FIFO, not a regular file)`],
+    ['a FIFO as the model card', () => ['score', '--model', cardDir, demoImage], `PGN_MODEL_CARD: ${path.join(cardDir, 'model.json')}: cannot read the model card (is a FIFO, not a regular file)`],
+    ['/dev/urandom as inspect\'s model', () => ['inspect', '/dev/urandom'], 'PGN_MODEL: /dev/urandom: cannot read the model (is a character device, not a regular file)'],
+    ['/dev/zero as --logits', () => ['tensors', '--logits', '/dev/zero', '--score', 'msp', '--out', path.join(root, 'never')], 'PGN_TENSOR_FILE: cannot read /dev/zero: is a character device, not a regular file'],
+    ['a FIFO as --features', () => ['tensors', '--logits', fifo, '--features', fifo, '--score', 'pgn-oh:p=1', '--out', path.join(root, 'never')], `PGN_TENSOR_FILE: cannot read ${fifo}: is a FIFO, not a regular file`],
+  ])('%s → exit 2 at once', async (_name, args, message) => {
+    const r = await runCli(args(), { timeout: 30000 });
+    expect(r.signal).toBeNull();
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`pgn: ${message}\n`);
+  });
+
+  test('the API: a device or FIFO as an image or a label mask', async () => {
+    await expect(decodeImage('/dev/zero')).rejects.toThrow(new ImageError('/dev/zero: is a character device, not a regular file'));
+    const err = await readLabelMask(fifo).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DatasetError);
+    expect((err as Error).message).toBe(`${fifo}: cannot read the label mask (is a FIFO, not a regular file)`);
+  });
 });

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { DatasetError } from '../common/errors';
+import { notRegular } from '../common/read-file';
 import { IMAGE_EXTENSIONS } from '../run/inputs';
 
 export interface DatasetItem {
@@ -51,6 +52,8 @@ export function readDataset(root: string): DatasetItem[] {
 export async function readLabelMask(file: string): Promise<LabelMask> {
   let out: { data: Buffer; info: { width: number; height: number } };
   try {
+    const problem = notRegular(await fs.promises.stat(file)); // a device is read without end, a FIFO blocks
+    if (problem) throw new Error(problem);
     out = await sharp(file).extractChannel(0).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
   } catch (err) {
     throw new DatasetError(`${file}: cannot read the label mask (${(err as Error).message})`, { cause: err });

@@ -3,11 +3,12 @@
  * (logits at feature resolution, before any upsampling in the model) and its input (the
  * penultimate features), which is all the scores need.
  */
-import { existsSync, promises as fs } from 'fs';
+import { existsSync } from 'fs';
 import * as ort from 'onnxruntime-node';
 import { availableParallelism } from 'os';
 import * as path from 'path';
 import { BackendError, ModelError } from '../common/errors';
+import { readRegularFile } from '../common/read-file';
 import { analyzeModel, exposeFeatures, ModelAnalysis } from './graph-surgery';
 import { checkCardAgainstModel, loadModelCard, ModelCard } from './model-card';
 import { halfToFloat, onnx } from './onnx';
@@ -151,7 +152,7 @@ export class ModelSession {
     }
     const { providers, auto } = chooseProviders(opts.executionProviders);
     const { card, cardPath, modelPath } = await loadModelCard(modelPathOrCardDir);
-    const bytes = await fs.readFile(modelPath).catch((err: Error) => {
+    const bytes = await readRegularFile(modelPath).catch((err: Error) => {
       throw new ModelError(`${modelPath}: cannot read the model (${err.message})`, { cause: err });
     });
     const analysis = analyzeModel(bytes, { logitsOutput: card.outputs?.logits, featuresOutput: card.outputs?.features, source: modelPath, secondLayer: opts.secondLayer });
