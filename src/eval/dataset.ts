@@ -29,18 +29,35 @@ function listDir(dir: string, what: string): string[] {
   }
 }
 
-/** The pairs of a data set folder, by stem; unmatched images or masks are a DatasetError listing them. */
+const list = (a: string[]) => a.slice(0, 5).join(', ') + (a.length > 5 ? `, … (${a.length})` : '');
+
+/**
+ * The files of a folder with these extensions, by stem. Two files with one stem (x.jpg beside x.png)
+ * are a DatasetError naming them: keeping either would pair a mask with an image it may not belong to.
+ */
+function byStem(root: string, folder: string, files: string[], exts: string[]): Map<string, string> {
+  const map = new Map<string, string[]>();
+  for (const f of files.filter((f) => exts.includes(path.extname(f).slice(1).toLowerCase()))) {
+    const stem = path.parse(f).name;
+    map.set(stem, [...(map.get(stem) ?? []), f]);
+  }
+  const shared = [...map].filter(([, group]) => group.length > 1).map(([stem, group]) => `${stem} (${group.join(', ')})`);
+  if (shared.length > 0) throw new DatasetError(`${root}: files in ${folder} share a stem, so which one pairs with its ${folder === 'images' ? 'mask' : 'image'} is ambiguous: ${list(shared)}`);
+  return new Map([...map].map(([stem, [f]]) => [stem, f]));
+}
+
+/**
+ * The pairs of a data set folder, by stem; unmatched images or masks, and stems shared by two
+ * images (or masks), are a DatasetError listing them.
+ */
 export function readDataset(root: string): DatasetItem[] {
   const images = listDir(path.join(root, 'images'), 'images');
   const labels = listDir(path.join(root, 'labels_masks'), 'labels_masks');
-  const byStem = (files: string[], exts: string[]) =>
-    new Map(files.filter((f) => exts.includes(path.extname(f).slice(1).toLowerCase())).map((f) => [path.parse(f).name, f]));
-  const imageMap = byStem(images, IMAGE_EXTENSIONS);
-  const labelMap = byStem(labels, ['png']);
+  const imageMap = byStem(root, 'images', images, IMAGE_EXTENSIONS);
+  const labelMap = byStem(root, 'labels_masks', labels, ['png']);
   const noLabel = [...imageMap.keys()].filter((s) => !labelMap.has(s));
   const noImage = [...labelMap.keys()].filter((s) => !imageMap.has(s));
   if (noLabel.length > 0 || noImage.length > 0) {
-    const list = (a: string[]) => a.slice(0, 5).join(', ') + (a.length > 5 ? `, … (${a.length})` : '');
     throw new DatasetError(`${root}: images and labels_masks do not pair up by stem` +
       (noLabel.length ? `; no mask for ${list(noLabel)}` : '') + (noImage.length ? `; no image for ${list(noImage)}` : ''));
   }
