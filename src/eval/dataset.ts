@@ -65,21 +65,53 @@ export function readDataset(root: string): DatasetItem[] {
   return [...imageMap.keys()].map((stem) => ({ stem, image: path.join(root, 'images', imageMap.get(stem)!), label: path.join(root, 'labels_masks', labelMap.get(stem)!) }));
 }
 
-/** Reads a mask as 8-bit single channel; values other than 0, 1, 255 are a DatasetError. */
+/**
+ * The mask's values as stored in the file, one per pixel. PNG greys of 1, 2 or 4 bits come from the
+ * decoder scaled to 0..255 and are scaled back; 16-bit samples are read at 16 bits (a 16-bit 255 is
+ * 255, not 0); an RGB mask must be grey (R = G = B); alpha is ignored. A palette PNG stores indices
+ * that the decoder turns into colours, so it cannot be read exactly and is refused.
+ */
+async function storedValues(file: string): Promise<{ values: ArrayLike<number>; width: number; height: number }> {
+  const problem = notRegular(await fs.promises.stat(file)); // a device is read without end, a FIFO blocks
+  if (problem) throw new Error(problem);
+  const image = sharp(file);
+  const meta = await image.metadata();
+  if (meta.isPalette) throw new Error('a palette PNG: its pixels are palette indices, which are not read exactly; save the mask as greyscale');
+  const bits = meta.bitsPerSample ?? (meta.depth === 'ushort' ? 16 : 8);
+  // 16 bits stay 16 bits only in a 16-bit colourspace (else sharp goes through 8-bit sRGB)
+  const sixteen = bits === 16 ? image.toColourspace((meta.channels ?? 1) >= 3 ? 'rgb16' : 'grey16') : image;
+  const { data, info } = await sixteen.raw({ depth: bits === 16 ? 'ushort' : 'uchar' }).toBuffer({ resolveWithObject: true });
+  const samples = bits === 16 ? new Uint16Array(data.buffer, data.byteOffset, data.length / 2) : data;
+  const channels = info.channels;
+  const scale = bits < 8 ? 255 / (2 ** bits - 1) : 1;
+  const values = new Uint16Array(info.width * info.height);
+  for (let i = 0; i < values.length; i++) {
+    const v = samples[i * channels];
+    if (channels >= 3 && (samples[i * channels + 1] !== v || samples[i * channels + 2] !== v))
+      throw new Error(`a colour image: pixel (${i % info.width}, ${Math.floor(i / info.width)}) has R, G, B = ${v}, ${samples[i * channels + 1]}, ${samples[i * channels + 2]}; masks are greyscale`);
+    values[i] = v / scale;
+  }
+  return { values, width: info.width, height: info.height };
+}
+
+/**
+ * Reads a mask: 0 (in-distribution), 1 (OoD) or 255 (void) per pixel, read as stored whatever the
+ * PNG's colour type and bit depth; other values, or a mask that cannot be read exactly, are a DatasetError.
+ */
 export async function readLabelMask(file: string): Promise<LabelMask> {
-  let out: { data: Buffer; info: { width: number; height: number } };
+  let stored: Awaited<ReturnType<typeof storedValues>>;
   try {
-    const problem = notRegular(await fs.promises.stat(file)); // a device is read without end, a FIFO blocks
-    if (problem) throw new Error(problem);
-    out = await sharp(file).extractChannel(0).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    stored = await storedValues(file);
   } catch (err) {
     throw new DatasetError(`${file}: cannot read the label mask (${(err as Error).message})`, { cause: err });
   }
-  const data = new Uint8Array(out.data.buffer, out.data.byteOffset, out.data.length);
+  const { values, width, height } = stored;
+  const data = new Uint8Array(values.length);
   for (let i = 0; i < data.length; i++) {
-    const v = data[i];
+    const v = values[i];
     if (v !== 0 && v !== 1 && v !== 255)
-      throw new DatasetError(`${file}: label value ${v} at pixel (${i % out.info.width}, ${Math.floor(i / out.info.width)}); masks hold 0 (in-distribution), 1 (OoD) and 255 (void)`);
+      throw new DatasetError(`${file}: label value ${v} at pixel (${i % width}, ${Math.floor(i / width)}); masks hold 0 (in-distribution), 1 (OoD) and 255 (void)`);
+    data[i] = v;
   }
-  return { data, width: out.info.width, height: out.info.height };
+  return { data, width, height };
 }
