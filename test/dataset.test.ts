@@ -6,8 +6,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DatasetError } from '../src/common/errors';
-import { readDataset, readLabelMask } from '../src/eval/dataset';
-import { encodePng, PNG_CHANNELS } from './helpers/png';
+import sharp from 'sharp';
+import { readDataset, readItemMask, readLabelMask } from '../src/eval/dataset';
+import { evaluate } from '../src/eval/evaluate';
+import { DEMO_MODEL } from '../src/run/scorer';
+import { encodePng, pngClaiming, PNG_CHANNELS } from './helpers/png';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'pgn-dataset-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -86,7 +89,7 @@ describe('label masks are read as stored, for every PNG colour type and bit dept
     const file = path.join(root, `palette-${bitDepth}.png`);
     const palette = Array.from({ length: 2 ** bitDepth }, (_, i) => [i, 0, 255 - i]);
     fs.writeFileSync(file, encodePng({ width: W, height: H, colourType: 3, bitDepth, samples: [0, 1, 0, 1, 0, 1], palette }));
-    const err = await readLabelMask(file).catch((e: unknown) => e as Error);
+    const err = (await readLabelMask(file).catch((e: unknown) => e)) as Error;
     expect(err).toBeInstanceOf(DatasetError);
     expect(err.message).toBe(`${file}: cannot read the label mask (a palette PNG: its pixels are palette indices, which are not read exactly; save the mask as greyscale)`);
   });
@@ -94,8 +97,49 @@ describe('label masks are read as stored, for every PNG colour type and bit dept
   test('an RGB mask that is not grey: refused, naming the pixel', async () => {
     const file = path.join(root, 'colour.png');
     fs.writeFileSync(file, encodePng({ width: 2, height: 1, colourType: 2, bitDepth: 8, samples: [1, 1, 1, 1, 0, 1] }));
-    const err = await readLabelMask(file).catch((e: unknown) => e as Error);
+    const err = (await readLabelMask(file).catch((e: unknown) => e)) as Error;
     expect(err).toBeInstanceOf(DatasetError);
     expect(err.message).toBe(`${file}: cannot read the label mask (a colour image: pixel (1, 0) has R, G, B = 1, 0, 1; masks are greyscale)`);
+  });
+});
+
+describe('a mask must have its image\'s size', () => {
+  const dir = path.join(root, 'sizes');
+  const file = (sub: string, name: string) => path.join(dir, sub, name);
+  const item = (image: string, label: string) => ({ stem: 'x', image: file('images', image), label: file('labels_masks', label) });
+  const zeros = (width: number, height: number) => encodePng({ width, height, colourType: 0, bitDepth: 8, samples: new Uint8Array(width * height) });
+  beforeAll(async () => {
+    fs.mkdirSync(path.join(dir, 'images'), { recursive: true });
+    fs.mkdirSync(path.join(dir, 'labels_masks'), { recursive: true });
+    const rgb = sharp(Buffer.alloc(24 * 16 * 3, 90), { raw: { width: 24, height: 16, channels: 3 } });
+    await rgb.clone().png().toFile(file('images', 'plain.png'));
+    await rgb.clone().jpeg().withMetadata({ orientation: 6 }).toFile(file('images', 'rotated.jpg')); // upright 16x24
+    fs.writeFileSync(file('labels_masks', '24x16.png'), zeros(24, 16));
+    fs.writeFileSync(file('labels_masks', '16x24.png'), zeros(16, 24));
+    fs.writeFileSync(file('labels_masks', 'huge.png'), pngClaiming(12000, 12000)); // its pixels are never decoded
+  });
+
+  test.each([
+    ['plain.png', '16x24.png', '16x24', '24x16'],
+    ['plain.png', 'huge.png', '12000x12000', '24x16'],
+    ['rotated.jpg', '24x16.png', '24x16', '16x24'], // EXIF orientation 6: the image is upright 16x24
+  ])('%s with mask %s → DatasetError with both sizes, from the headers', async (image, label, maskSize, imageSize) => {
+    const err = (await readItemMask(item(image, label)).catch((e: unknown) => e)) as Error;
+    expect(err).toBeInstanceOf(DatasetError);
+    expect(err.message).toBe(`${file('labels_masks', label)}: the mask is ${maskSize} but its image ${file('images', image)} is ${imageSize}; a mask must have its image's size`);
+  });
+
+  test('matching sizes (the rotated JPEG\'s upright size) are read', async () => {
+    expect((await readItemMask(item('plain.png', '24x16.png'))).width).toBe(24);
+    expect((await readItemMask(item('rotated.jpg', '16x24.png'))).width).toBe(16);
+  });
+
+  test('evaluate() refuses a data set with a mismatched mask', async () => {
+    const set = folder('mismatch', [], []);
+    fs.copyFileSync(file('images', 'plain.png'), path.join(set, 'images', 'a.png'));
+    fs.copyFileSync(file('labels_masks', '16x24.png'), path.join(set, 'labels_masks', 'a.png'));
+    const err = (await evaluate({ dataset: set, model: DEMO_MODEL, scores: ['msp'], executionProviders: ['cpu'] }).catch((e: unknown) => e)) as Error;
+    expect(err).toBeInstanceOf(DatasetError);
+    expect(err.message).toMatch(/a\.png: the mask is 16x24 but its image .*a\.png is 24x16/);
   });
 });

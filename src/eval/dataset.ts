@@ -4,8 +4,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import sharp from 'sharp';
-import { DatasetError } from '../common/errors';
+import sharp, { Metadata, Sharp } from 'sharp';
+import { DatasetError, ImageError } from '../common/errors';
 import { notRegular } from '../common/read-file';
 import { IMAGE_EXTENSIONS } from '../run/inputs';
 
@@ -65,6 +65,14 @@ export function readDataset(root: string): DatasetItem[] {
   return [...imageMap.keys()].map((stem) => ({ stem, image: path.join(root, 'images', imageMap.get(stem)!), label: path.join(root, 'labels_masks', labelMap.get(stem)!) }));
 }
 
+/** A file's decoder and header; a device (read without end) or a FIFO (blocks) is refused first. */
+async function open(file: string): Promise<{ image: Sharp; meta: Metadata }> {
+  const problem = notRegular(await fs.promises.stat(file));
+  if (problem) throw new Error(problem);
+  const image = sharp(file);
+  return { image, meta: await image.metadata() };
+}
+
 /**
  * The mask's values as stored in the file, one per pixel. PNG greys of 1, 2 or 4 bits come from the
  * decoder scaled to 0..255 and are scaled back; 16-bit samples are read at 16 bits (a 16-bit 255 is
@@ -72,10 +80,7 @@ export function readDataset(root: string): DatasetItem[] {
  * that the decoder turns into colours, so it cannot be read exactly and is refused.
  */
 async function storedValues(file: string): Promise<{ values: ArrayLike<number>; width: number; height: number }> {
-  const problem = notRegular(await fs.promises.stat(file)); // a device is read without end, a FIFO blocks
-  if (problem) throw new Error(problem);
-  const image = sharp(file);
-  const meta = await image.metadata();
+  const { image, meta } = await open(file);
   if (meta.isPalette) throw new Error('a palette PNG: its pixels are palette indices, which are not read exactly; save the mask as greyscale');
   const bits = meta.bitsPerSample ?? (meta.depth === 'ushort' ? 16 : 8);
   // 16 bits stay 16 bits only in a 16-bit colourspace (else sharp goes through 8-bit sRGB)
@@ -114,4 +119,22 @@ export async function readLabelMask(file: string): Promise<LabelMask> {
     data[i] = v;
   }
   return { data, width, height };
+}
+
+/**
+ * An item's mask, once its size is known from the headers to be its image's (upright, as decoded):
+ * a mask of another size would be scored against a stretched image, and a huge one would be decoded
+ * (a 17 KB 12000×12000 mask took 2 GB) only to be wrong.
+ */
+export async function readItemMask(item: DatasetItem): Promise<LabelMask> {
+  const image = await open(item.image).catch((err: Error) => {
+    throw new ImageError(`${item.image}: cannot decode image (${err.message})`, { cause: err });
+  });
+  const mask = await open(item.label).catch((err: Error) => {
+    throw new DatasetError(`${item.label}: cannot read the label mask (${err.message})`, { cause: err });
+  });
+  const { width, height } = image.meta.autoOrient;
+  if (mask.meta.width !== width || mask.meta.height !== height)
+    throw new DatasetError(`${item.label}: the mask is ${mask.meta.width}x${mask.meta.height} but its image ${item.image} is ${width}x${height}; a mask must have its image's size`);
+  return readLabelMask(item.label);
 }
