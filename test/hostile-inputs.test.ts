@@ -12,6 +12,7 @@ import { DatasetError, ImageError } from '../src/common/errors';
 import { readLabelMask } from '../src/eval/dataset';
 import { decodeImage } from '../src/image/preprocess';
 import { MAX_INTRA_OP_THREADS } from '../src/model/session';
+import { expandInputs } from '../src/run/inputs';
 import { DEMO_MODEL, Scorer } from '../src/run/scorer';
 import { runCli } from './helpers/cli';
 
@@ -151,5 +152,39 @@ describe('non-regular files are refused (a device was read without end, a FIFO b
     const err = await readLabelMask(fifo).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DatasetError);
     expect((err as Error).message).toBe(`${fifo}: cannot read the label mask (is a FIFO, not a regular file)`);
+  });
+});
+
+describe('symlink loops in input folders: each real folder is followed once', () => {
+  // photos/{a.png, deep/b.png, deep/up -> .., deep/self -> ., elsewhere -> ../elsewhere, alias -> deep, link.png -> a.png}
+  const photos = path.join(root, 'photos-loops');
+  const elsewhere = path.join(root, 'elsewhere');
+  beforeAll(() => {
+    fs.mkdirSync(path.join(photos, 'deep'), { recursive: true });
+    fs.mkdirSync(elsewhere);
+    for (const f of [path.join(photos, 'a.png'), path.join(photos, 'deep', 'b.png'), path.join(elsewhere, 'c.png')]) fs.copyFileSync(demoImage, f);
+    fs.symlinkSync('..', path.join(photos, 'deep', 'up'));
+    fs.symlinkSync('.', path.join(photos, 'deep', 'self'));
+    fs.symlinkSync('../elsewhere', path.join(photos, 'elsewhere'));
+    fs.symlinkSync('deep', path.join(photos, 'alias'));
+    fs.symlinkSync('a.png', path.join(photos, 'link.png'));
+    fs.symlinkSync('missing.png', path.join(photos, 'dangling.png'));
+  });
+
+  test('a folder: every image once, symlinked folders outside it included', async () => {
+    const files = await expandInputs([photos]);
+    // "alias" comes before "deep": the real folder is listed under the first path that reaches it
+    expect(files.map((f) => path.relative(photos, f))).toEqual(['a.png', 'alias/b.png', 'elsewhere/c.png', 'link.png']);
+  });
+
+  test('a glob: symlinked folders are not descended into (as bash\'s **), symlinked files kept', async () => {
+    const files = await expandInputs([`${photos}/**/*.png`]);
+    expect(files.map((f) => path.relative(photos, f))).toEqual(['a.png', 'deep/b.png', 'link.png']);
+  });
+
+  test('pgn score on the folder: four lines, then it ends', async () => {
+    const r = await runCli(['score', '--no-segments', photos], { timeout: 60000 });
+    expect(r.code).toBe(0);
+    expect(lines(r.stdout).map((l) => path.relative(photos, l.file))).toEqual(['a.png', 'alias/b.png', 'elsewhere/c.png', 'link.png']);
   });
 });

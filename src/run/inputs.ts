@@ -14,6 +14,45 @@ function isImageFile(file: string): boolean {
 }
 
 /**
+ * A folder's image files, recursively, sorted; hidden entries skipped. Symlinked folders are
+ * followed, but each real folder only once, so that a symlink loop ends (one loop scored an image
+ * 41 times, two hung with memory rising).
+ */
+async function folderImages(root: string): Promise<string[]> {
+  const seen = new Set<string>();
+  const files: string[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    let entries: fs.Dirent[];
+    try {
+      const real = await fs.promises.realpath(dir);
+      if (seen.has(real)) return;
+      seen.add(real);
+      entries = await fs.promises.readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      throw new ImageError(`${dir}: cannot read the folder (${(err as Error).message})`, { cause: err });
+    }
+    for (const entry of entries.filter((e) => !e.name.startsWith('.'))) {
+      const file = path.join(dir, entry.name);
+      const kind = entry.isSymbolicLink() ? await fs.promises.stat(file).catch(() => null) : entry; // null: a dangling link
+      if (kind?.isDirectory()) await walk(file);
+      else if (kind?.isFile() && isImageFile(file)) files.push(file);
+    }
+  };
+  await walk(root);
+  return files.sort();
+}
+
+/**
+ * A glob's files, sorted. Symlinked folders are not descended into (as bash's `**`), so a loop
+ * cannot make it endless; symlinked files are kept.
+ */
+async function globFiles(pattern: string): Promise<string[]> {
+  const matches = await fg(pattern, { onlyFiles: false, followSymbolicLinks: false });
+  const kinds = await Promise.all(matches.map((m) => fs.promises.stat(m).catch(() => null)));
+  return matches.filter((_, i) => kinds[i]?.isFile()).sort();
+}
+
+/**
  * Expands, in order and without duplicates. A path that does not exist is kept (it then fails on
  * its own when decoded, and the run goes on); a folder or glob matching nothing is an ImageError.
  */
@@ -24,8 +63,8 @@ export async function expandInputs(patterns: string[]): Promise<string[]> {
     const stat = fs.statSync(pattern, { throwIfNoEntry: false });
     let found: string[];
     if (stat?.isFile()) found = [pattern];
-    else if (stat?.isDirectory()) found = (await fg('**/*', { cwd: pattern, onlyFiles: true })).filter(isImageFile).sort().map((f) => path.join(pattern, f));
-    else found = fg.isDynamicPattern(pattern) ? (await fg(pattern, { onlyFiles: true })).sort() : [pattern];
+    else if (stat?.isDirectory()) found = await folderImages(pattern);
+    else found = fg.isDynamicPattern(pattern) ? await globFiles(pattern) : [pattern];
     if (found.length === 0) throw new ImageError(`no image found for "${pattern}" (${stat ? 'empty folder' : 'no file matches the glob'})`);
     for (const f of found) if (!seen.has(f)) seen.add(f), files.push(f);
   }
