@@ -123,6 +123,8 @@ describe('non-regular files are refused (a device was read without end, a FIFO b
     execFileSync('mkfifo', [fifo]);
     fs.mkdirSync(cardDir);
     execFileSync('mkfifo', [path.join(cardDir, 'model.json')]);
+    const demoCard = JSON.parse(fs.readFileSync(path.join(DEMO_MODEL, 'model.json'), 'utf8')) as object;
+    fs.writeFileSync(path.join(root, 'card-to-fifo.json'), JSON.stringify({ ...demoCard, model: 'fifo.png' }));
   });
 
   test('a FIFO among the images: its own error line, the others are scored', async () => {
@@ -137,6 +139,7 @@ describe('non-regular files are refused (a device was read without end, a FIFO b
     ['/dev/zero as --model', () => ['score', '--model', '/dev/zero', demoImage], 'PGN_MODEL: /dev/zero: cannot read the model (is a character device, not a regular file)'],
     ['a FIFO as --model', () => ['score', '--model', fifo, demoImage], `PGN_MODEL: ${fifo}: cannot read the model (is a FIFO, not a regular file)`],
     ['a FIFO as the model card', () => ['score', '--model', cardDir, demoImage], `PGN_MODEL_CARD: ${path.join(cardDir, 'model.json')}: cannot read the model card (is a FIFO, not a regular file)`],
+    ['a card naming a FIFO as its model', () => ['score', '--model', path.join(root, 'card-to-fifo.json'), demoImage], `PGN_MODEL_CARD: ${path.join(root, 'card-to-fifo.json')}: model "fifo.png" (${fifo}) is a FIFO, not a regular file`],
     ['/dev/urandom as inspect\'s model', () => ['inspect', '/dev/urandom'], 'PGN_MODEL: /dev/urandom: cannot read the model (is a character device, not a regular file)'],
     ['/dev/zero as --logits', () => ['tensors', '--logits', '/dev/zero', '--score', 'msp', '--out', path.join(root, 'never')], 'PGN_TENSOR_FILE: cannot read /dev/zero: is a character device, not a regular file'],
     ['a FIFO as --features', () => ['tensors', '--logits', fifo, '--features', fifo, '--score', 'pgn-oh:p=1', '--out', path.join(root, 'never')], `PGN_TENSOR_FILE: cannot read ${fifo}: is a FIFO, not a regular file`],

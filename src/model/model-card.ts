@@ -8,7 +8,7 @@ import Ajv, { ErrorObject } from 'ajv';
 import { promises as fs } from 'fs';
 import * as path from 'path';
 import { ModelCardError, ModelError } from '../common/errors';
-import { readRegularFile } from '../common/read-file';
+import { notRegular, readRegularFile } from '../common/read-file';
 import { analyzeModel, ModelAnalysis } from './graph-surgery';
 
 export type Triple = [number, number, number];
@@ -173,9 +173,9 @@ async function readCardFile(cardPath: string): Promise<LoadedModelCard> {
   }
   const card = parseModelCard(json, cardPath);
   const modelPath = path.resolve(path.dirname(cardPath), card.model);
-  if (!(await isFile(modelPath))) {
-    throw new ModelCardError(`${cardPath}: model "${card.model}" (${modelPath}) does not exist`);
-  }
+  const stat = await fs.stat(modelPath).catch(() => null);
+  const problem = stat ? notRegular(stat) : 'does not exist';
+  if (problem) throw new ModelCardError(`${cardPath}: model "${card.model}" (${modelPath}) ${problem}`);
   return { card, cardPath: path.resolve(cardPath), modelPath };
 }
 
