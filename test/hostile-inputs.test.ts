@@ -105,6 +105,14 @@ describe('--intra-op-threads has a range (100000 hung ONNX Runtime, hundreds abo
   });
 });
 
+test('pgn score with stderr on a full disk: the results on stdout, exit 0; a failed run still exits 2', async () => {
+  const ok = await runCli(['score', '--no-segments', demoImage], { redirect: '2>/dev/full' });
+  expect(ok.code).toBe(0);
+  expect(lines(ok.stdout)[0].width).toBe(512);
+  const failed = await runCli(['score', '--model', '/dev/zero', demoImage], { redirect: '2>/dev/full' });
+  expect(failed.code).toBe(2);
+});
+
 test.each([
   ['score', () => ['score', '--no-segments', demoImage]],
   ['inspect', () => ['inspect', DEMO_MODEL]],

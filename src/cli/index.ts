@@ -34,6 +34,9 @@ async function main(): Promise<void> {
     process.stderr.write(`pgn: ${err.code ?? err.name}: cannot write to stdout (${err.message})\n`);
     process.exit(2);
   });
+  // Progress and messages that cannot be written (stderr on a full disk) are dropped: the results
+  // and the exit code still tell how the run went.
+  process.stderr.on('error', () => undefined);
   try {
     await buildProgram().parseAsync(process.argv);
   } catch (err) {
