@@ -72,7 +72,7 @@ export async function expandInputs(patterns: string[]): Promise<string[]> {
 }
 
 /** A list larger than this is refused: a device such as /dev/zero would otherwise grow without end. */
-export const MAX_INPUT_LIST_BYTES = 256 * 1024 * 1024;
+const MAX_INPUT_LIST_BYTES = 256 * 1024 * 1024;
 
 /**
  * The lines of a list file, or of stdin for "-": one file, folder or glob per line, blank lines
