@@ -19,9 +19,9 @@ import { Scorer } from '../src/run/scorer';
 import { computeScores, upsample } from '../src/scoring/scores';
 import { findSegments } from '../src/scoring/segments';
 import { buildSegModel, GraphBuilder } from './helpers/onnx-builder';
+import { runCli } from './helpers/cli';
 import { pngClaiming } from './helpers/png';
 
-const cli = path.join(__dirname, '..', 'dist', 'cli', 'index.js');
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'pgn-bad-input-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
@@ -44,22 +44,6 @@ afterEach(async () => {
   const out = await computeScores({ data: new Float32Array([0, 1, 2, 3]), dims: [1, 2, 1, 2] }, undefined, { scores: ['msp'] });
   expect(out.maps[0].map.data).toHaveLength(2);
 });
-
-interface CliResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runCli(args: string[]): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile('node', [cli, ...args], { timeout: 60000 }, (err, stdout, stderr) => {
-      const e = err as (Error & { code?: number; signal?: NodeJS.Signals }) | null;
-      resolve({ code: e ? (typeof e.code === 'number' ? e.code : null) : 0, signal: e?.signal ?? null, stdout, stderr });
-    });
-  });
-}
 
 // ---------------------------------------------------------------------------------------------------
 // Fixtures: a tiny model with its card, images of every kind, broken models.

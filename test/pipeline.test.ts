@@ -71,6 +71,16 @@ test.each([1, 3])('results come in input order, bad inputs as their own errors (
   expect(items[4].result!.maps[0].data).toEqual(alone.maps[0].data);
 });
 
+test.each([1, 3])('a caller\'s mistake among the inputs (a number) is thrown by the iterator in its turn (batch %i)', async (batchSize) => {
+  const inputs = [images[0], Buffer.alloc(0), 42, images[1]] as Buffer[];
+  const items: string[] = [];
+  const run = (async () => {
+    for await (const item of scoreStream(scorer, inputs, { batchSize })) items.push(item.error ? 'error' : 'ok');
+  })();
+  await expect(run).rejects.toThrow(new TypeError('an image must be a file path, a Buffer or a Uint8Array of encoded bytes, got number'));
+  expect(items).toEqual(['ok', 'error']);
+});
+
 test('inputs are pulled lazily: no more than prefetch ahead of the consumer', async () => {
   let pulled = 0;
   function* source() {

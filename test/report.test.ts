@@ -93,6 +93,22 @@ describe('writeReport', () => {
     expect([meta.width, meta.height]).toEqual([24, 16]);
   });
 
+  test('the input panel of an EXIF-rotated JPEG is upright, as the model saw it', async () => {
+    // stored 32×48, left half red, right half blue; orientation 6 shows it turned clockwise: 48×32,
+    // red on top, blue below. Unrotated and squashed to 48×32 it would be red left, blue right.
+    const stored = Buffer.alloc(32 * 48 * 3);
+    for (let i = 0; i < 32 * 48; i++) stored.set(i % 32 < 16 ? [220, 20, 20] : [20, 20, 220], 3 * i);
+    const jpg = path.join(root, 'rotated.jpg');
+    await sharp(stored, { raw: { width: 32, height: 48, channels: 3 } }).jpeg({ quality: 100 }).withMetadata({ orientation: 6 }).toFile(jpg);
+    const rotated = { ...evaluation, samples: [{ ...evaluation.samples[0], item: { ...evaluation.samples[0].item, image: jpg } }] };
+    const html = await renderReport(rotated);
+    const input = /<figure class="panel input"><img src="data:image\/png;base64,([^"]+)" width="48" height="32"/.exec(html)!;
+    const { data } = await sharp(Buffer.from(input[1], 'base64')).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const rgb = (x: number, y: number) => Array.from(data.subarray(3 * (y * 48 + x), 3 * (y * 48 + x) + 3));
+    for (const [x, y] of [[2, 2], [45, 2]]) expect(rgb(x, y)[0]).toBeGreaterThan(150); // top: red
+    for (const [x, y] of [[2, 29], [45, 29]]) expect(rgb(x, y)[2]).toBeGreaterThan(150); // bottom: blue
+  });
+
   test('model mode: evaluate() exposes the card\'s class colours, which colour the prediction', async () => {
     const modelDir = path.join(root, 'model');
     fs.mkdirSync(modelDir);

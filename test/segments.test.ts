@@ -15,7 +15,7 @@ import {
   type LabelStack,
   type MapStack,
 } from '../src';
-import { writeLabelPng, writeOverlayPng, renderOverlay, outlineMask, labelsToUint16, heatColor } from '../src/image';
+import { decodeImage, writeLabelPng, writeOverlayPng, renderOverlay, outlineMask, labelsToUint16, heatColor } from '../src/image';
 import { rng } from './helpers/reference';
 import { referenceSegments } from './helpers/flood-fill';
 import { expectRejection, expectThrow } from './helpers/errors';
@@ -227,5 +227,23 @@ describe('segment images', () => {
     const fromFile = await sharp(file).raw().toBuffer();
     expect(Array.from(fromFile.subarray(0, 3))).toEqual(cold.map((c) => Math.round(0.75 * 100 + 0.25 * c)));
     await expect(writeOverlayPng(file, Buffer.from('not an image'), scores, null)).rejects.toThrow(/cannot read the overlay's image/);
+  });
+
+  test('overlay of an EXIF-rotated JPEG: the upright pixels, as the model saw them', async () => {
+    // stored 24×16, left half red, right half blue; orientation 6 shows it turned 90° clockwise, 16×24
+    const stored = Buffer.alloc(24 * 16 * 3);
+    for (let i = 0; i < 24 * 16; i++) stored.set(i % 24 < 12 ? [220, 20, 20] : [20, 20, 220], 3 * i);
+    const jpg = path.join(dir, 'rotated.jpg');
+    await sharp(stored, { raw: { width: 24, height: 16, channels: 3 } }).jpeg({ quality: 100 }).withMetadata({ orientation: 6 }).toFile(jpg);
+    const upright = await decodeImage(jpg);
+    expect([upright.width, upright.height]).toEqual([16, 24]);
+    const file = path.join(dir, 'rotated-overlay.png');
+    for (const source of [jpg, fs.readFileSync(jpg)]) {
+      await writeOverlayPng(file, source, stack(new Float32Array(16 * 24), [1, 24, 16]), null, { alpha: 0 });
+      const back = await sharp(file).raw().toBuffer();
+      expect(Array.from(back)).toEqual(Array.from(upright.data)); // alpha 0: the image alone
+      expect(back[0]).toBeGreaterThan(150); // top row red (the stored left column), bottom row blue
+      expect(back[3 * (23 * 16) + 2]).toBeGreaterThan(150);
+    }
   });
 });

@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { Scorer, StageTimings } from '../run/scorer';
 import { Backend, DEFAULT_P } from '../scoring/scores';
 import { ExecutionProvider } from '../model/session';
-import { collect, parseCount, parseSize } from './options';
+import { collect, parseCount, parseIntraOpThreads, parseSize } from './options';
 
 interface BenchOptions {
   model?: string;
@@ -135,7 +135,7 @@ export function benchCommand(): Command {
     .option('--score <spec>', `score to compute, repeatable (default: the card's recommended score, else pgn-oh:p=${DEFAULT_P})`, collect)
     .option('--no-segments', 'skip thresholding and connected components')
     .option('--threads <n>', 'native threads (0 = all cores)', parseCount)
-    .option('--intra-op-threads <n>', 'ONNX Runtime intra-op threads', parseCount)
+    .option('--intra-op-threads <n>', 'ONNX Runtime intra-op threads (1 to 4 per core, at least 64 allowed)', parseIntraOpThreads)
     .option('--backend <name>', 'native backend: cpu or cuda', 'cpu')
     .option('--ep <name>', 'ONNX Runtime execution provider: cpu or cuda')
     .option('--json', 'print the report as JSON')

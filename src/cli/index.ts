@@ -27,11 +27,16 @@ export function buildProgram(): Command {
 }
 
 async function main(): Promise<void> {
-  // A closed pipe (`pgn score … | head`) ends the run quietly, as Unix tools do.
+  // A closed pipe (`pgn score … | head`) ends the run quietly, as Unix tools do; any other failure
+  // to write the results (a full disk, an I/O error) ends it as an error, without a stack trace.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-    throw err;
+    process.stderr.write(`pgn: ${err.code ?? err.name}: cannot write to stdout (${err.message})\n`);
+    process.exit(2);
   });
+  // Progress and messages that cannot be written (stderr on a full disk) are dropped: the results
+  // and the exit code still tell how the run went.
+  process.stderr.on('error', () => undefined);
   try {
     await buildProgram().parseAsync(process.argv);
   } catch (err) {

@@ -1,8 +1,8 @@
 /** `pgn inspect`: what graph surgery finds in a model, and optionally the patched model itself. */
-import fs from 'node:fs';
 import { Command } from 'commander';
 import { ModelError } from '../common/errors';
 import { writeFileAtomic } from '../common/files';
+import { readRegularFile } from '../common/read-file';
 import { analyzeModel, exposeFeatures, ModelAnalysis } from '../model/graph-surgery';
 import { loadModelCard } from '../model/model-card';
 
@@ -21,7 +21,7 @@ export function inspectCommand(): Command {
     .option('--json', 'print the findings as JSON')
     .action(async (model: string, opts: InspectOptions) => {
       const { card, cardPath, modelPath } = await loadModelCard(model);
-      const bytes = await fs.promises.readFile(modelPath).catch((err: Error) => {
+      const bytes = await readRegularFile(modelPath).catch((err: Error) => {
         throw new ModelError(`${modelPath}: cannot read the model (${err.message})`, { cause: err });
       });
       const analysis = analyzeModel(bytes, { logitsOutput: card.outputs?.logits, featuresOutput: card.outputs?.features, source: modelPath, secondLayer: opts.secondLayer });

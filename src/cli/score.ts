@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { ensureDir, openAtomic } from '../common/files';
-import { expandInputs } from '../run/inputs';
+import { commandLineInputs } from '../run/inputs';
 import { writeNpy } from '../common/npy';
 import { scoreStream } from '../run/pipeline';
 import { writePredictionPng } from '../image/render';
@@ -11,7 +11,7 @@ import { Backend, DEFAULT_P, scoreLabel } from '../scoring/scores';
 import { DEMO_MODEL, ImageResult, Scorer } from '../run/scorer';
 import { writeLabelPng, writeOverlayPng } from '../image/segment-images';
 import { ExecutionProvider } from '../model/session';
-import { collect, parseCount } from './options';
+import { collect, parseCount, parseIntraOpThreads } from './options';
 import { progress } from './progress';
 
 interface ScoreCommandOptions {
@@ -26,6 +26,7 @@ interface ScoreCommandOptions {
   threshold?: number;
   minArea: number;
   ndjson?: string;
+  filesFrom?: string;
   batch: number;
   prefetch?: number;
   threads?: number;
@@ -43,7 +44,8 @@ function parseNumber(value: string): number {
 export function scoreCommand(): Command {
   return new Command('score')
     .description('score images with a segmentation model: OoD maps, prediction, segments; one NDJSON line per image')
-    .argument('<inputs...>', 'image files, folders or globs')
+    .argument('[inputs...]', 'image files, folders or globs')
+    .option('--files-from <file>', 'also read inputs from this file, one per line (- for stdin): for lists too long for a command line')
     .option('--model <path>', 'model directory, model card or .onnx file (default: the embedded demo model)')
     .option('--score <spec>', `score to compute, repeatable (default: the card's recommended score, else pgn-oh:p=${DEFAULT_P})`, collect)
     .option('--out <dir>', 'write per image <stem>.<score>.npy, <stem>.prediction.png, <stem>.overlay.png here')
@@ -58,7 +60,7 @@ export function scoreCommand(): Command {
     .option('--batch <n>', 'images per inference call', parseCount, 1)
     .option('--prefetch <n>', 'images decoded ahead (default 2 × batch)', parseCount)
     .option('--threads <n>', 'native threads (0 = all cores)', parseCount)
-    .option('--intra-op-threads <n>', 'ONNX Runtime intra-op threads', parseCount)
+    .option('--intra-op-threads <n>', 'ONNX Runtime intra-op threads (1 to 4 per core, at least 64 allowed)', parseIntraOpThreads)
     .option('--backend <name>', 'native backend: cpu or cuda', 'cpu')
     .option('--ep <name>', 'ONNX Runtime execution provider: cpu or cuda (default: cuda if available)')
     .action(async (inputs: string[], opts: ScoreCommandOptions) => {
@@ -130,7 +132,7 @@ async function segmentsWanted(opts: ScoreCommandOptions): Promise<boolean> {
 }
 
 async function runScore(patterns: string[], opts: ScoreCommandOptions): Promise<number> {
-  const files = await expandInputs(patterns);
+  const files = await commandLineInputs(patterns, opts.filesFrom);
   if (opts.out) await ensureDir(opts.out);
   // --ndjson goes to a temporary sibling, renamed when the run ends: never a half-written file.
   const ndjson = opts.ndjson ? await openAtomic(opts.ndjson) : undefined;

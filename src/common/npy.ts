@@ -2,10 +2,10 @@
  * NumPy .npy files (format versions 1–3, C order): read float16/float32/float64/uint8/int32/uint32
  * (float16 and float64 widened or narrowed to float32), write float32/uint8/int32/uint32.
  */
-import fs from 'node:fs';
 import { types } from 'node:util';
 import { TensorFileError } from './errors';
 import { writeFileAtomic } from './files';
+import { readRegularFile } from './read-file';
 
 export type NpyArray = Float32Array | Uint8Array | Int32Array | Uint32Array;
 
@@ -92,7 +92,7 @@ export function parseNpy(buf: Buffer, where = '<buffer>'): Npy {
 export async function readNpy(file: string): Promise<Npy> {
   let buf: Buffer;
   try {
-    buf = await fs.promises.readFile(file);
+    buf = await readRegularFile(file);
   } catch (err) {
     throw new TensorFileError(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
   }

@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { DatasetItem, LabelMask, readDataset, readLabelMask } from './dataset';
+import { DatasetItem, LabelMask, readDataset, readItemMask } from './dataset';
 import { TensorFileError } from '../common/errors';
 import { InstanceMetrics, InstanceMetricsResult, PixelMetrics, PixelMetricsMode, PixelMetricsResult, Track } from './metrics';
 import { readFloatNpy } from '../common/npy';
@@ -137,7 +137,7 @@ export async function evaluate(options: EvaluateOptions): Promise<Evaluation> {
     const t0 = performance.now();
     const labels = new Map<string, LabelMask>();
     for (const [i, item] of items.entries()) {
-      const label = await readLabelMask(item.label);
+      const label = await readItemMask(item);
       const r = await source.maps(item, label, i < sampleCount);
       inference += r.inference;
       scoring += r.scoring;
@@ -158,7 +158,7 @@ export async function evaluate(options: EvaluateOptions): Promise<Evaluation> {
       // In binned mode the benchmark's own threshold, so that its component figures are reproduced.
       const instance = pixelResults.map((p) => new InstanceMetrics({ threshold: p.official?.bestF1Threshold ?? p.bestF1Threshold, track: options.track }));
       for (const [i, item] of items.entries()) {
-        const label = labels.get(item.stem) ?? (await readLabelMask(item.label));
+        const label = labels.get(item.stem) ?? (await readItemMask(item));
         const maps = cache.get(item.stem) ?? (await source.maps(item, label, false)).maps;
         await Promise.all(maps.map((m, k) => instance[k].add(m, label.data, [label.height, label.width])));
         options.onProgress?.(i + 1, items.length, 'components');

@@ -48,7 +48,8 @@ interface Embedded {
 
 /** Raw RGB (or an image file) → PNG data URI at `width`×`height`; `nearest` keeps class colours crisp. */
 async function embed(input: Buffer | string, raw: { width: number; height: number } | null, width: number, height: number, nearest: boolean): Promise<Embedded> {
-  const pipeline = raw ? sharp(input, { raw: { ...raw, channels: 3 } }) : sharp(input).removeAlpha().toColourspace('srgb');
+  // an image file upright (EXIF orientation applied), as the model saw it and as the maps are
+  const pipeline = raw ? sharp(input, { raw: { ...raw, channels: 3 } }) : sharp(input, { autoOrient: true }).removeAlpha().toColourspace('srgb');
   const png = await pipeline
     .resize(width, height, { fit: 'fill', kernel: nearest ? 'nearest' : 'lanczos3' })
     .png({ palette: true, compressionLevel: 9, effort: 8 })

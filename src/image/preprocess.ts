@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import { types } from 'node:util';
 import sharp from 'sharp';
 import { ImageError } from '../common/errors';
+import { notRegular } from '../common/read-file';
 import type { ModelCardInput } from '../model/model-card';
 
 /** sharp's own default limit (0x3FFF × 0x3FFF pixels). */
@@ -43,6 +44,8 @@ function reason(err: unknown): string {
 async function checkImageFile(file: string): Promise<void> {
   const stat = await fs.promises.stat(file).catch(() => null); // a missing file: sharp's message names it
   if (stat?.isDirectory()) throw new ImageError(`${file}: is a directory, not an image file`);
+  const problem = stat && notRegular(stat); // a device is read without end, a FIFO blocks
+  if (problem) throw new ImageError(`${file}: ${problem}`);
   if (stat?.isFile() && stat.size === 0) throw new ImageError(`${file}: empty file (0 bytes), not an image`);
 }
 

@@ -162,7 +162,8 @@ export function renderOverlay(image: RawImage, scores: MapStack, labels: LabelSt
 /** Decodes (path or encoded bytes) or takes raw pixels, as RGB at width × height. */
 async function rgbAt(image: RawImage | string | Buffer, width: number, height: number): Promise<RawImage> {
   let pipeline: Sharp;
-  if (typeof image === 'string' || Buffer.isBuffer(image)) pipeline = sharp(image);
+  // upright, as decodeImage gives the image to the model: the maps are upright too
+  if (typeof image === 'string' || Buffer.isBuffer(image)) pipeline = sharp(image, { autoOrient: true });
   else if (image !== null && typeof image === 'object' && types.isUint8Array(image.data)) {
     if (image.width === width && image.height === height) return image;
     pipeline = sharp(image.data, { raw: { width: image.width, height: image.height, channels: image.channels } });

@@ -3,7 +3,7 @@
  * the graph surgery that finds the final 1x1 conv and exposes its input (graph-surgery.ts), the
  * model card (model-card.ts) and the ONNX Runtime session (session.ts).
  */
-export { ModelSession, cudaAvailable } from './session';
+export { ModelSession, cudaAvailable, MAX_INTRA_OP_THREADS } from './session';
 export type { ExecutionProvider, SessionOptions, SessionOutputs } from './session';
 export { analyzeModel, exposeFeatures } from './graph-surgery';
 export type { ModelAnalysis, SecondLayerAnalysis } from './graph-surgery';

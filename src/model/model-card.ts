@@ -8,6 +8,7 @@ import Ajv, { ErrorObject } from 'ajv';
 import { promises as fs } from 'fs';
 import * as path from 'path';
 import { ModelCardError, ModelError } from '../common/errors';
+import { notRegular, readRegularFile } from '../common/read-file';
 import { analyzeModel, ModelAnalysis } from './graph-surgery';
 
 export type Triple = [number, number, number];
@@ -160,7 +161,7 @@ export function parseModelCard(json: unknown, source: string): ModelCard {
 async function readCardFile(cardPath: string): Promise<LoadedModelCard> {
   let text: string;
   try {
-    text = await fs.readFile(cardPath, 'utf8');
+    text = (await readRegularFile(cardPath)).toString('utf8');
   } catch (err) {
     throw new ModelCardError(`${cardPath}: cannot read the model card (${(err as Error).message})`, { cause: err });
   }
@@ -172,9 +173,9 @@ async function readCardFile(cardPath: string): Promise<LoadedModelCard> {
   }
   const card = parseModelCard(json, cardPath);
   const modelPath = path.resolve(path.dirname(cardPath), card.model);
-  if (!(await isFile(modelPath))) {
-    throw new ModelCardError(`${cardPath}: model "${card.model}" (${modelPath}) does not exist`);
-  }
+  const stat = await fs.stat(modelPath).catch(() => null);
+  const problem = stat ? notRegular(stat) : 'does not exist';
+  if (problem) throw new ModelCardError(`${cardPath}: model "${card.model}" (${modelPath}) ${problem}`);
   return { card, cardPath: path.resolve(cardPath), modelPath };
 }
 
@@ -198,7 +199,7 @@ export async function loadModelCard(pathOrDir: string): Promise<LoadedModelCard>
     const loaded = await readCardFile(beside);
     if (loaded.modelPath === modelPath) return loaded;
   }
-  const bytes = await fs.readFile(modelPath).catch((err: Error) => {
+  const bytes = await readRegularFile(modelPath).catch((err: Error) => {
     throw new ModelError(`${modelPath}: cannot read the model (${err.message})`, { cause: err });
   });
   const analysis = analyzeModel(bytes, { source: modelPath });

@@ -3,19 +3,28 @@
  * (logits at feature resolution, before any upsampling in the model) and its input (the
  * penultimate features), which is all the scores need.
  */
-import { existsSync, promises as fs } from 'fs';
+import { existsSync } from 'fs';
 import * as ort from 'onnxruntime-node';
+import { availableParallelism } from 'os';
 import * as path from 'path';
 import { BackendError, ModelError } from '../common/errors';
+import { readRegularFile } from '../common/read-file';
 import { analyzeModel, exposeFeatures, ModelAnalysis } from './graph-surgery';
 import { checkCardAgainstModel, loadModelCard, ModelCard } from './model-card';
 import { halfToFloat, onnx } from './onnx';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 
+/**
+ * More intra-op threads than a few per core only oversubscribe it; thousands hang ONNX Runtime, and
+ * one it fails to start (the system's thread limit) aborts the process with an uncaught C++ exception.
+ */
+export const MAX_INTRA_OP_THREADS = Math.max(64, 4 * availableParallelism());
+
 export interface SessionOptions {
   /** Default: CUDA when onnxruntime-node has its CUDA provider installed, else CPU. */
   executionProviders?: ExecutionProvider[];
+  /** 1 to MAX_INTRA_OP_THREADS. Default: ONNX Runtime's (one per physical core). */
   intraOpThreads?: number;
   /**
    * Also fetch the input x of the second-to-last conv (pgn2-* scores); the model must end in
@@ -66,6 +75,10 @@ async function createSession(bytes: Uint8Array, providers: ExecutionProvider[], 
   // inference on the same cores, and spinning threads would take them.
   const options: ort.InferenceSession.SessionOptions = { executionProviders: providers, extra: { session: { intra_op: { allow_spinning: '0' } } } };
   if (threads !== undefined) options.intraOpNumThreads = threads;
+  // ONNX Runtime 1.30's telemetry, on by default on Linux, runs a recursive std::regex over
+  // /proc/self/cmdline at the first session: ~25 KB of arguments (`pgn score photos/*.jpg`)
+  // overflow the stack and the process dies of SIGSEGV. Off, unless the caller chose otherwise.
+  process.env.ORT_DISABLE_TELEMETRY ??= '1';
   try {
     return await ort.InferenceSession.create(bytes, options);
   } catch (err) {
@@ -134,12 +147,12 @@ export class ModelSession {
   /** Loads the card and the model (a model directory, a card file, or an .onnx file) and prepares the session. */
   static async create(modelPathOrCardDir: string, opts: SessionOptions = {}): Promise<ModelSession> {
     const threads = opts.intraOpThreads;
-    if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) {
-      throw new RangeError(`intraOpThreads must be a positive integer, got ${threads}`);
+    if (threads !== undefined && (!Number.isInteger(threads) || threads < 1 || threads > MAX_INTRA_OP_THREADS)) {
+      throw new RangeError(`intraOpThreads must be an integer from 1 to ${MAX_INTRA_OP_THREADS}, got ${threads}`);
     }
     const { providers, auto } = chooseProviders(opts.executionProviders);
     const { card, cardPath, modelPath } = await loadModelCard(modelPathOrCardDir);
-    const bytes = await fs.readFile(modelPath).catch((err: Error) => {
+    const bytes = await readRegularFile(modelPath).catch((err: Error) => {
       throw new ModelError(`${modelPath}: cannot read the model (${err.message})`, { cause: err });
     });
     const analysis = analyzeModel(bytes, { logitsOutput: card.outputs?.logits, featuresOutput: card.outputs?.features, source: modelPath, secondLayer: opts.secondLayer });

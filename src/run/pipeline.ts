@@ -47,13 +47,17 @@ export async function* scoreStream(scorer: Scorer, inputs: Iterable<ImageInput> 
 
   const decode = (input: ImageInput): Pending['decoded'] => {
     const t0 = performance.now();
-    return scorer.decode(input).then(
+    const decoded = scorer.decode(input).then(
       (image) => ({ image, ms: performance.now() - t0 }),
       (err: unknown) => {
         if (err instanceof PgnError) return err;
         throw err;
       },
     );
+    // A caller's mistake (e.g. a number among the images) is thrown by the iterator when its turn
+    // comes; until then it waits in the queue, and must not end the process as an unhandled rejection.
+    decoded.catch(() => undefined);
+    return decoded;
   };
   const fill = async () => {
     while (!exhausted && queue.length < prefetch) {
@@ -68,10 +72,14 @@ export async function* scoreStream(scorer: Scorer, inputs: Iterable<ImageInput> 
       signal?.throwIfAborted();
       await fill();
       if (queue.length === 0) return;
-      const batch = queue.splice(0, batchSize);
+      const taken = queue.splice(0, batchSize);
       await fill(); // the next batch decodes while this one is scored
-      const decoded = await Promise.all(batch.map((p) => p.decoded));
+      const settled = await Promise.allSettled(taken.map((p) => p.decoded));
       signal?.throwIfAborted();
+      // The inputs before a caller's mistake still come out, in order; then the iterator throws it.
+      const mistake = settled.findIndex((s) => s.status === 'rejected');
+      const batch = mistake < 0 ? taken : taken.slice(0, mistake);
+      const decoded = batch.map((_, k) => (settled[k] as PromiseFulfilledResult<Awaited<Pending['decoded']>>).value);
       const good = batch.flatMap((p, k) => {
         const d = decoded[k];
         return d instanceof PgnError ? [] : [{ pending: p, image: d.image, ms: d.ms }];
@@ -84,9 +92,10 @@ export async function* scoreStream(scorer: Scorer, inputs: Iterable<ImageInput> 
         if (d instanceof PgnError || !ok) yield { index: p.index, source: p.source, error: d as PgnError };
         else yield { index: p.index, source: p.source, result: { ...ok.result, source: p.source, timings: { ...ok.result.timings, decode: ok.ms } } };
       }
+      if (mistake >= 0) throw (settled[mistake] as PromiseRejectedResult).reason;
     }
   } finally {
-    // Abandoned or aborted: let decodes in flight settle so no rejection goes unhandled.
+    // Abandoned, aborted or thrown: let the decodes in flight finish before the scorer may go.
     await Promise.allSettled(queue.map((p) => p.decoded));
     if (!exhausted) await iterator.return?.();
   }
