@@ -5,7 +5,7 @@
 // util.types checks work across realms (vm contexts, Jest), where instanceof does not.
 import { types } from 'node:util';
 import { BackendError } from '../common/errors';
-import { native, type CpuIsa } from '../addon';
+import { loadAddon, native, type AddonOrigin, type CpuIsa } from '../addon';
 import { checkSecondLayerInputs, SecondLayerInputs, secondLayerNative } from './second-layer';
 import type { MapStack, Tensor } from './tensor';
 
@@ -242,7 +242,17 @@ export function setSpinWait(microseconds: number): void {
   native.setSpinWait(microseconds);
 }
 
-/** Which backends this build and machine can run. */
-export function backends(): { cpu: true; cuda: { compiled: boolean; devices: number } } {
-  return { cpu: true, cuda: { compiled: native.cudaCompiled, devices: native.cudaDeviceCount() } };
+/** The build of the addon this process loaded: its variant, its path, where it came from and why. */
+export interface AddonInfo {
+  variant: 'cpu' | 'cuda';
+  path: string;
+  origin: AddonOrigin;
+  reason: string;
+}
+
+/** Which backends this build and machine can run, and which build of the addon is loaded (and why). */
+export function backends(): { cpu: true; cuda: { compiled: boolean; devices: number }; addon: AddonInfo } {
+  const { choice } = loadAddon();
+  const addon: AddonInfo = { variant: native.cudaCompiled ? 'cuda' : 'cpu', path: choice.path, origin: choice.origin, reason: choice.reason };
+  return { cpu: true, cuda: { compiled: native.cudaCompiled, devices: native.cudaDeviceCount() }, addon };
 }
