@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { chooseAddon, findCudaDriver, type AddonFacts } from '../src/addon/select';
 import { BackendError } from '../src/common/errors';
+import { backends, computeScores } from '../src/scoring/scores';
 
 const root = path.join(__dirname, '..');
 const cpuBuild = path.join(root, 'build', 'Release', 'pgn_ood.node');
@@ -83,6 +84,14 @@ describe('chooseAddon', () => {
     expect(run).toThrow(BackendError);
     expect(run).toThrow(/no build of the pgn-ood addon for linux-riscv64: .*npm rebuild pgn-ood --build-from-source/);
   });
+});
+
+test('asking a build without CUDA for backend "cuda" is a BackendError that says which build loaded and why', async () => {
+  const { addon, cuda } = backends();
+  if (cuda.compiled) return console.warn('addon-select: this build has CUDA; the no-CUDA message is not tested');
+  const logits = { data: new Float32Array(8), dims: [1, 2, 2, 2] };
+  await expect(computeScores(logits, undefined, { scores: ['entropy'], backend: 'cuda' })).rejects.toThrow(BackendError);
+  await expect(computeScores(logits, undefined, { scores: ['entropy'], backend: 'cuda' })).rejects.toThrow(`backend "cuda" is not compiled into this build (${addon.reason}): the prebuilt CUDA variant loads where a CUDA driver is installed`);
 });
 
 describe('findCudaDriver', () => {

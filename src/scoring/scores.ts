@@ -109,7 +109,8 @@ export interface ScoreResult {
 export function checkBackend(backend: Backend | undefined): void {
   if (backend === undefined || backend === 'cpu') return;
   if (backend !== 'cuda') throw new RangeError(`backend must be "cpu" or "cuda", got ${JSON.stringify(backend)}`);
-  if (!native.cudaCompiled) throw new BackendError('backend "cuda" is not compiled into this build: rebuild with `npm run build:cuda` and set PGN_OOD_ADDON');
+  if (!native.cudaCompiled)
+    throw new BackendError(`backend "cuda" is not compiled into this build (${loadAddon().choice.reason}): the prebuilt CUDA variant loads where a CUDA driver is installed; from source, \`npm run build:cuda\` and set PGN_OOD_ADDON`);
   if (native.cudaDeviceCount() === 0) throw new BackendError('backend "cuda" is compiled in but no CUDA device is available');
 }
 
