@@ -55,14 +55,14 @@ export function chooseAddon(facts: AddonFacts): AddonChoice {
     throw new BackendError(`no build of the pgn-ood addon for ${facts.target}: no prebuilt binary matches this platform and there is no source build (build/Release); build one with \`npm rebuild pgn-ood --build-from-source\` (needs a C++17 compiler, make and Python 3)`);
   if (!facts.cpu.prebuilt)
     return { path: facts.cpu.path, origin: 'source build', reason: 'a source build (build/Release) comes before the prebuilt binaries' };
-  const cpu: AddonChoice = { path: facts.cpu.path, origin: 'prebuilt', reason: '' };
-  if (facts.cuda === null) return { ...cpu, reason: `no CUDA variant is prebuilt for ${facts.target}` };
-  if (facts.driver === null) return { ...cpu, reason: 'no CUDA driver (libcuda.so.1) is installed' };
+  const cpu = (reason: string): AddonChoice => ({ path: facts.cpu!.path, origin: 'prebuilt', reason });
+  if (facts.cuda === null) return cpu(`no CUDA variant is prebuilt for ${facts.target}`);
+  if (facts.driver === null) return cpu('no CUDA driver (libcuda.so.1) is installed');
   return {
     path: facts.cuda,
     origin: 'prebuilt',
     reason: `CUDA driver found at ${facts.driver}`,
-    fallback: { ...cpu, reason: `the CUDA variant (driver at ${facts.driver}) failed to load` },
+    fallback: cpu(`the CUDA variant (driver at ${facts.driver}) failed to load`),
   };
 }
 
