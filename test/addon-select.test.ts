@@ -170,6 +170,15 @@ describe('loading the prebuilt binaries', () => {
     expect(backendsIn({}).addon.variant).toBe('cpu');
   });
 
+  test('a build that does not load is a BackendError naming it, where it came from and the loader error', () => {
+    const broken = write(path.join(tmp, 'broken', 'pgn_ood.node'), 'not an addon');
+    const { LD_LIBRARY_PATH: _, ...rest } = process.env;
+    const out = execFileSync(process.execPath, ['-e', `try { require(${JSON.stringify(pkg)}).backends() } catch (e) { console.log(e.name, e.code, e.message) }`], {
+      cwd: tmp, env: { ...rest, PGN_OOD_ADDON: broken }, encoding: 'utf8',
+    });
+    expect(out.trim()).toBe(`BackendError PGN_BACKEND cannot load the pgn-ood addon ${broken} (PGN_OOD_ADDON): ${broken}: file too short`);
+  });
+
   test('PGN_OOD_ADDON relative to the working directory overrides the prebuilds; a missing one is one clear CLI line', () => {
     const b = backendsIn({ PGN_OOD_ADDON: path.relative(tmp, cpuBuild) });
     expect(b.addon).toMatchObject({ path: cpuBuild, origin: 'PGN_OOD_ADDON' });
