@@ -19,6 +19,8 @@ const demoImage = path.join(root, 'models', 'demo', 'eval', 'images', 'demo_000.
 const supported = tuple === 'linux-x64';
 if (!supported) console.warn(`install test skipped: prebuilds are made for linux-x64, this is ${tuple}`);
 const maybe = supported ? describe : describe.skip;
+// npm install and tsc on a loaded 2-core machine: minutes, not the default 2.
+jest.setTimeout(600_000);
 
 /** Where a command is on the PATH of this process. */
 const which = (name: string): string => execFileSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).trim();
