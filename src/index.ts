@@ -14,7 +14,7 @@
 export * from './common/errors';
 export * from './run';
 export { computeScores, computeSecondLayerScores, upsample, backends } from './scoring/scores';
-export type { ScoreKind, ScoreSpec, Backend, Tensor, MapStack, ScoreOptions, ScoreResult, UpsampleOptions } from './scoring/scores';
+export type { ScoreKind, ScoreSpec, Backend, Tensor, MapStack, ScoreOptions, ScoreResult, UpsampleOptions, AddonInfo } from './scoring/scores';
 export * from './scoring/segments';
 export { evaluate } from './eval/evaluate';
 export type { EvaluateOptions, Evaluation, EvaluationRow } from './eval/evaluate';

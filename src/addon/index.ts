@@ -4,7 +4,11 @@
  * backend availability into BackendError. Nothing here is public API.
  */
 import path from 'node:path';
+import { BackendError } from '../common/errors';
 import type { ImageComponents, InstanceMetricsResult, PixelMetricsResult } from './metric-results';
+import { addonFacts, chooseAddon, type AddonChoice } from './select';
+
+export type { AddonChoice, AddonOrigin } from './select';
 
 /** x86 instruction-set levels of the CPU passes (native/core/cpu_isa.h); 'baseline' elsewhere. */
 export type CpuIsa = 'baseline' | 'avx2' | 'avx512';
@@ -134,10 +138,27 @@ export interface NativeInstanceMetrics {
   readonly finished: boolean;
 }
 
-/** PGN_OOD_ADDON selects another build (e.g. build-cuda/Release/pgn_ood.node); default: node-gyp's. */
-export function addonPath(): string {
-  return process.env.PGN_OOD_ADDON ?? path.join(__dirname, '..', '..', 'build', 'Release', 'pgn_ood.node');
+let loaded: { addon: NativeAddon; choice: AddonChoice } | undefined;
+
+function requireAddon(choice: AddonChoice): { addon: NativeAddon; choice: AddonChoice } {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return { addon: require(choice.path) as NativeAddon, choice };
+  } catch (err) {
+    if (choice.fallback) return requireAddon({ ...choice.fallback, reason: `${choice.fallback.reason}: ${(err as Error).message}` });
+    throw new BackendError(`cannot load the pgn-ood addon ${choice.path} (${choice.origin}): ${(err as Error).message}`, { cause: err });
+  }
 }
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-export const native: NativeAddon = require(addonPath());
+/**
+ * The addon, loaded on first use (select.ts says which build), so that a missing or broken build
+ * is a BackendError where it is used rather than an exception while importing the package.
+ */
+export function loadAddon(): { addon: NativeAddon; choice: AddonChoice } {
+  loaded ??= requireAddon(chooseAddon(addonFacts(path.join(__dirname, '..', '..'))));
+  return loaded;
+}
+
+export const native: NativeAddon = new Proxy({} as NativeAddon, {
+  get: (_target, key) => Reflect.get(loadAddon().addon, key),
+});

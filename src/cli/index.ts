@@ -4,6 +4,7 @@
  * src/cli/<name>.ts, and the option parsers and progress output they share beside them.
  */
 import { Command } from 'commander';
+import { loadAddon } from '../addon';
 import { PgnError } from '../common/errors';
 import { benchCommand } from './bench';
 import { evalCommand } from './eval';
@@ -17,7 +18,9 @@ export function buildProgram(): Command {
   const program = new Command('pgn')
     .description('Pixel-wise gradient uncertainty: where a segmentation network should not be trusted')
     .version(pkg.version)
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // The addon is loaded before any command runs, so a missing or broken build is one clear line.
+    .hook('preAction', () => void loadAddon());
   program.addCommand(inspectCommand());
   program.addCommand(scoreCommand());
   program.addCommand(evalCommand());

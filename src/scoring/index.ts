@@ -21,7 +21,8 @@ export {
   spinWait,
   setSpinWait,
 } from './scores';
-export type { ScoreKind, ScoreSpec, Backend, Tensor, MapStack, ScoreOptions, ScoreResult, UpsampleOptions } from './scores';
+export type { ScoreKind, ScoreSpec, Backend, Tensor, MapStack, ScoreOptions, ScoreResult, UpsampleOptions, AddonInfo } from './scores';
+export type { AddonOrigin } from '../addon';
 export type { CpuIsa } from '../addon';
 export { sameConv, convOutputSize, parseActivation } from './second-layer';
 export type { ActivationInfo, ConvGeometry, SecondLayerInfo, SecondLayerInputs } from './second-layer';

@@ -5,7 +5,7 @@
 // util.types checks work across realms (vm contexts, Jest), where instanceof does not.
 import { types } from 'node:util';
 import { BackendError } from '../common/errors';
-import { native, type CpuIsa } from '../addon';
+import { loadAddon, native, type AddonOrigin, type CpuIsa } from '../addon';
 import { checkSecondLayerInputs, SecondLayerInputs, secondLayerNative } from './second-layer';
 import type { MapStack, Tensor } from './tensor';
 
@@ -109,7 +109,8 @@ export interface ScoreResult {
 export function checkBackend(backend: Backend | undefined): void {
   if (backend === undefined || backend === 'cpu') return;
   if (backend !== 'cuda') throw new RangeError(`backend must be "cpu" or "cuda", got ${JSON.stringify(backend)}`);
-  if (!native.cudaCompiled) throw new BackendError('backend "cuda" is not compiled into this build: rebuild with `npm run build:cuda` and set PGN_OOD_ADDON');
+  if (!native.cudaCompiled)
+    throw new BackendError(`backend "cuda" is not compiled into this build (${loadAddon().choice.reason}): the prebuilt CUDA variant loads where a CUDA driver is installed; from source, \`npm run build:cuda\` and set PGN_OOD_ADDON`);
   if (native.cudaDeviceCount() === 0) throw new BackendError('backend "cuda" is compiled in but no CUDA device is available');
 }
 
@@ -242,7 +243,17 @@ export function setSpinWait(microseconds: number): void {
   native.setSpinWait(microseconds);
 }
 
-/** Which backends this build and machine can run. */
-export function backends(): { cpu: true; cuda: { compiled: boolean; devices: number } } {
-  return { cpu: true, cuda: { compiled: native.cudaCompiled, devices: native.cudaDeviceCount() } };
+/** The build of the addon this process loaded: its variant, its path, where it came from and why. */
+export interface AddonInfo {
+  variant: 'cpu' | 'cuda';
+  path: string;
+  origin: AddonOrigin;
+  reason: string;
+}
+
+/** Which backends this build and machine can run, and which build of the addon is loaded (and why). */
+export function backends(): { cpu: true; cuda: { compiled: boolean; devices: number }; addon: AddonInfo } {
+  const { choice } = loadAddon();
+  const addon: AddonInfo = { variant: native.cudaCompiled ? 'cuda' : 'cpu', path: choice.path, origin: choice.origin, reason: choice.reason };
+  return { cpu: true, cuda: { compiled: native.cudaCompiled, devices: native.cudaDeviceCount() }, addon };
 }
