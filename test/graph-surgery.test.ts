@@ -233,3 +233,65 @@ describe('analyzeModel refuses unusable models with a ModelError saying why', ()
     expectModelError(() => analyzeModel(Uint8Array.of(0x08, 0x07)), /ONNX model has no graph/);
   });
 });
+
+describe('the features output named by a card must be the final conv\'s input (issue 20, item 11)', () => {
+  /** buildSegModel with extra graph outputs: its conv output, a pre-activation, an Identity of φ. */
+  function withOutputs(): Uint8Array {
+    const g = new GraphBuilder(8);
+    g.input('input', [1, 3, 8, 8]);
+    g.randomInit('w0', [6, 3, 1, 1]);
+    g.node('Conv', ['input', 'w0'], ['pre'], {}, 'backbone');
+    g.node('Relu', ['pre'], ['feat'], {}, 'relu');
+    g.node('Identity', ['feat'], ['feat_copy'], {}, 'copy');
+    g.node('Dropout', ['feat'], ['feat_drop'], {}, 'drop');
+    g.randomInit('w', [4, 6, 1, 1]);
+    g.node('Conv', ['feat_drop', 'w'], ['logits'], {}, 'cls');
+    g.output('logits').output('pre', [1, 6, 8, 8]).output('feat_copy', [1, 6, 8, 8]).output('feat', [1, 7, 8, 8]);
+    return g.build();
+  }
+
+  test('φ itself or through Identity/Dropout is accepted; the conv output and a pre-activation are refused', () => {
+    const bytes = withOutputs();
+    expect(analyzeModel(bytes, { featuresOutput: 'feat_copy' }).featuresTensor).toBe('feat_copy');
+    expectModelError(() => analyzeModel(bytes, { featuresOutput: 'logits' }),
+      /the features output "logits" is not the input of the final conv Conv node "cls" \("feat_drop"\) but comes from Conv node "cls"/);
+    expectModelError(() => analyzeModel(bytes, { featuresOutput: 'pre' }), /the features output "pre" is not the input of the final conv .* comes from Conv node "backbone"/);
+  });
+
+  test('a channel count that differs from the kernel\'s F is refused', () => {
+    expectModelError(() => analyzeModel(withOutputs(), { featuresOutput: 'feat' }), /the features output "feat" has 7 channels, but the final conv's kernel takes 6/);
+  });
+});
+
+describe('graph analysis is linear and iterative in pass-through chains (issue 20, item 18)', () => {
+  /** input → Conv1x1(weight behind `weightChain` Identity nodes) → `outChain` Identity nodes → output. */
+  function chain(weightChain: number, outChain: number): Uint8Array {
+    const g = new GraphBuilder(2);
+    g.input('input', [1, 3, 4, 4]);
+    g.initializer(floatTensor('w0', [2, 3, 1, 1], [1, 2, 3, 4, 5, 6]));
+    for (let i = 0; i < weightChain; i++) g.node('Identity', [`w${i}`], [`w${i + 1}`]);
+    g.node('Conv', ['input', `w${weightChain}`], ['c0'], {}, 'cls');
+    for (let i = 0; i < outChain; i++) g.node('Identity', [`c${i}`], [`c${i + 1}`]);
+    g.output(`c${outChain}`);
+    return g.build();
+  }
+
+  test.each([5000, 20000, 100000])('%i Identity nodes after the conv and before its weight', (n) => {
+    const a = analyzeModel(chain(n, n));
+    expect(a.conv.name).toBe('cls');
+    expect(a.chain).toHaveLength(n);
+    expect(Array.from(a.kernel)).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  test('a refusal at the end of a 100000-node chain names its ends, not every node', () => {
+    const g = new GraphBuilder(2);
+    g.input('input', [1, 3, 4, 4]);
+    g.node('Relu', ['input'], ['c0'], {}, 'act');
+    for (let i = 0; i < 100000; i++) g.node('Identity', [`c${i}`], [`c${i + 1}`]);
+    g.output('c100000');
+    let message = '';
+    try { analyzeModel(g.build()); } catch (err) { message = (err as Error).message; }
+    expect(message).toMatch(/is Relu node "act" \(reached via Identity #100000 \(unnamed\) ← .* … 99992 more … .* ← Identity #1 \(unnamed\)\)/);
+    expect(message.length).toBeLessThan(1000);
+  });
+});

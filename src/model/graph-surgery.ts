@@ -72,6 +72,9 @@ export interface ModelAnalysis {
 /** Ops that move or resample the logits without changing what they are; walked back through. */
 const PASS_THROUGH = new Set(['Resize', 'Upsample', 'Transpose', 'Reshape', 'Identity', 'Cast']);
 
+/** Between the activation and the final conv: ops that pass φ on unchanged at inference. */
+const FEATURE_PASS = new Set(['Identity', 'Dropout', 'Cast']);
+
 const NEED = 'pgn-ood needs a 1x1 Conv with group 1 producing the logits';
 
 const HINTS: Record<string, string> = {
@@ -107,6 +110,17 @@ class ModelGraph {
     for (const t of graph.initializer ?? []) this.initializers.set(t.name ?? '', t);
   }
 
+  /** The tensor a chain of Identity/Dropout/Cast nodes ending in `tensor` starts from (the tensor itself if none). */
+  passThroughSource(tensor: string): string {
+    const seen = new Set<number>();
+    for (;;) {
+      const index = this.producers.get(tensor);
+      if (index === undefined || seen.has(index) || !FEATURE_PASS.has(this.nodes[index]!.opType ?? '')) return tensor;
+      seen.add(index);
+      tensor = this.nodes[index]!.input?.[0] ?? '';
+    }
+  }
+
   error(message: string): ModelError {
     return new ModelError(`${this.source}: ${message}`);
   }
@@ -128,36 +142,50 @@ class ModelGraph {
     return inputs[0]!;
   }
 
-  /** A constant tensor by name: an initializer or a Constant node, possibly behind Identity or Cast. */
-  constant(name: string, depth = 0): ConstTensor | null {
-    const init = this.initializers.get(name);
-    if (init) return { tensor: init };
-    const index = this.producers.get(name);
-    if (index === undefined || depth > this.nodes.length) return null;
-    const node = this.nodes[index]!;
-    if (node.opType === 'Constant') {
-      const t = attribute(node, 'value')?.t;
-      return t ? { tensor: t } : null;
+  /**
+   * A constant tensor by name: an initializer or a Constant node, possibly behind Identity or Cast.
+   * Iterative (a long Identity chain must not overflow the stack); each node is visited once.
+   */
+  constant(name: string): ConstTensor | null {
+    let castTo: number | undefined;
+    const seen = new Set<number>();
+    for (let tensor = name; ;) {
+      const init = this.initializers.get(tensor);
+      if (init) return { tensor: init, castTo };
+      const index = this.producers.get(tensor);
+      if (index === undefined || seen.has(index)) return null;
+      seen.add(index);
+      const node = this.nodes[index]!;
+      if (node.opType === 'Constant') {
+        const t = attribute(node, 'value')?.t;
+        return t ? { tensor: t, castTo } : null;
+      }
+      if (node.opType !== 'Identity' && node.opType !== 'Cast') return null;
+      // the Cast closest to the consumer decides the type the conv sees
+      if (node.opType === 'Cast' && castTo === undefined) castTo = intAttribute(node, 'to');
+      tensor = node.input?.[0] ?? '';
     }
-    if (node.opType !== 'Identity' && node.opType !== 'Cast') return null;
-    const inner = this.constant(node.input?.[0] ?? '', depth + 1);
-    if (!inner || node.opType === 'Identity') return inner;
-    return { tensor: inner.tensor, castTo: intAttribute(node, 'to') };
   }
 
-  /** Walks back from a graph output to the node computing the logits; says why when it is unusable. */
+  /** Walks back from a graph output to the node computing the logits; says why when it is unusable. Linear in the chain's length. */
   trace(output: string): Trace {
     const via: number[] = [];
-    let tensor = output;
-    for (;;) {
+    const seen = new Set<number>();
+    // built only for an error message: joining the whole chain at every step would be quadratic
+    const reached = (): string => {
+      if (!via.length) return '';
+      const shown = via.length <= 8 ? via.map((i) => this.label(i)) : [...via.slice(0, 4).map((i) => this.label(i)), `… ${via.length - 8} more …`, ...via.slice(-4).map((i) => this.label(i))];
+      return ` (reached via ${shown.join(' ← ')})`;
+    };
+    for (let tensor = output; ;) {
       const index = this.producers.get(tensor);
-      const reached = via.length ? ` (reached via ${via.map((i) => this.label(i)).join(' ← ')})` : '';
       if (index === undefined) {
         const what = this.initializers.has(tensor) ? 'a constant' : 'not computed by any node';
-        return { ok: false, reason: `output "${output}" traces back to tensor "${tensor}", which is ${what}${reached}: ${NEED}` };
+        return { ok: false, reason: `output "${output}" traces back to tensor "${tensor}", which is ${what}${reached()}: ${NEED}` };
       }
       const node = this.nodes[index]!;
-      if (PASS_THROUGH.has(node.opType ?? '') && !via.includes(index)) {
+      if (PASS_THROUGH.has(node.opType ?? '') && !seen.has(index)) {
+        seen.add(index);
         via.push(index);
         tensor = node.input?.[0] ?? '';
         continue;
@@ -165,7 +193,7 @@ class ModelGraph {
       const check = this.checkConv(node);
       if (check.ok) return { ok: true, conv: index, weight: check.weight, via: via.reverse() };
       const hint = HINTS[node.opType ?? ''] ?? NEED;
-      return { ok: false, reason: `final layer of output "${output}" is ${this.label(index, true)}${check.detail}${reached}: ${hint}` };
+      return { ok: false, reason: `final layer of output "${output}" is ${this.label(index, true)}${check.detail}${reached()}: ${hint}` };
     }
   }
 
@@ -235,9 +263,7 @@ export function analyzeModel(bytes: Uint8Array, opts: AnalyzeOptions = {}): Mode
     weight: weightName,
     bias: biasName,
   };
-  if (opts.featuresOutput !== undefined && !g.outputs.includes(opts.featuresOutput)) {
-    throw g.error(`the model has no output "${opts.featuresOutput}" (named as the features output); its outputs are ${g.outputs.map((o) => `"${o}"`).join(', ')}`);
-  }
+  if (opts.featuresOutput !== undefined) checkFeaturesOutput(g, opts.featuresOutput, conv, featureChannels);
   const featuresTensor = opts.featuresOutput ?? conv.input;
   const analysis: ModelAnalysis = {
     input: { name: input.name ?? '', shape: dimsOf(input), elemType: input.type?.tensorType?.elemType ?? 0 },
@@ -256,6 +282,26 @@ export function analyzeModel(bytes: Uint8Array, opts: AnalyzeOptions = {}): Mode
   };
   if (opts.secondLayer) analysis.secondLayer = traceSecondLayer(g, analysis);
   return analysis;
+}
+
+/**
+ * A features output named by the card must be φ itself: the final conv's input, or the same tensor
+ * through Identity/Dropout/Cast. Anything else (the conv's output, a pre-activation) would be
+ * scored silently as if it were φ.
+ */
+function checkFeaturesOutput(g: ModelGraph, name: string, conv: FinalConv, featureChannels: number): void {
+  if (!g.outputs.includes(name)) {
+    throw g.error(`the model has no output "${name}" (named as the features output); its outputs are ${g.outputs.map((o) => `"${o}"`).join(', ')}`);
+  }
+  const wrong = `the features output "${name}"`;
+  if (g.passThroughSource(name) !== g.passThroughSource(conv.input)) {
+    throw g.error(`${wrong} is not the input of the final conv ${g.label(conv.index, true)} ("${conv.input}") but comes from ${describe(g, name)}: name the conv's input as the features output, or leave outputs.features out`);
+  }
+  const info = (g.graph.output ?? []).find((o) => o.name === name);
+  const channels = info ? dimsOf(info)[1] : undefined;
+  if (typeof channels === 'number' && channels >= 0 && channels !== featureChannels) {
+    throw g.error(`${wrong} has ${channels} channels, but the final conv's kernel takes ${featureChannels}`);
+  }
 }
 
 function readBias(g: ModelGraph, name: string, numClasses: number): Float32Array {
@@ -371,9 +417,6 @@ export interface SecondLayerAnalysis {
   /** x is the model's own input (a one-conv backbone): nothing to expose, the batch is x. */
   inputIsModelInput: boolean;
 }
-
-/** Between the activation and the final conv: ops that pass φ on unchanged at inference. */
-const FEATURE_PASS = new Set(['Identity', 'Dropout', 'Cast']);
 
 const ACTIVATIONS = 'Relu, LeakyRelu, Clip (e.g. ReLU6) or PRelu';
 

@@ -178,6 +178,9 @@ export class ModelSession {
     }
     const logits = out[conv.output]!;
     const features = out[featuresTensor]!;
+    if (features.dims.length !== 4 || features.dims[1] !== this.featureChannels) {
+      throw new ModelError(`${this.modelPath}: the features "${featuresTensor}" came out as [${features.dims.join(',')}], but the final conv's kernel takes ${this.featureChannels} channels ([N,${this.featureChannels},h,w] expected)`);
+    }
     return {
       logits: toFloat32(logits, conv.output),
       logitsDims: [...logits.dims],
