@@ -6,6 +6,7 @@
 import { Command } from 'commander';
 import { PgnError } from '../common/errors';
 import { benchCommand } from './bench';
+import { cardCommand } from './card';
 import { evalCommand } from './eval';
 import { inspectCommand } from './inspect';
 import { scoreCommand } from './score';
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
     .version(pkg.version)
     .showHelpAfterError();
   program.addCommand(inspectCommand());
+  program.addCommand(cardCommand());
   program.addCommand(scoreCommand());
   program.addCommand(evalCommand());
   program.addCommand(benchCommand());

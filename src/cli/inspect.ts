@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { ModelError } from '../common/errors';
 import { writeFileAtomic } from '../common/files';
 import { analyzeModel, exposeFeatures, ModelAnalysis } from '../model/graph-surgery';
-import { loadModelCard } from '../model/model-card';
+import { loadModelCard, uncheckedWarnings } from '../model/model-card';
 
 interface InspectOptions {
   export?: string;
@@ -26,8 +26,9 @@ export function inspectCommand(): Command {
       });
       const analysis = analyzeModel(bytes, { logitsOutput: card.outputs?.logits, featuresOutput: card.outputs?.features, source: modelPath, secondLayer: opts.secondLayer });
       const patched = exposeFeatures(bytes, analysis);
-      const findings = describe(analysis, modelPath, cardPath, card.classes.map((c) => c.name));
+      const findings = { ...describe(analysis, modelPath, cardPath, card.classes.map((c) => c.name)), warnings: uncheckedWarnings(card) };
       process.stdout.write(opts.json ? `${JSON.stringify(findings, null, 2)}\n` : text(findings));
+      for (const w of findings.warnings) process.stderr.write(`pgn inspect: warning: ${w}\n`);
       if (opts.export) {
         await writeFileAtomic(opts.export, patched);
         process.stdout.write(`patched model written to ${opts.export}\n`);
