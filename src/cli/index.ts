@@ -6,6 +6,7 @@
 import { Command } from 'commander';
 import { PgnError } from '../common/errors';
 import { benchCommand } from './bench';
+import { calibrateCommand } from './calibrate';
 import { cardCommand } from './card';
 import { evalCommand } from './eval';
 import { inspectCommand } from './inspect';
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   program.addCommand(inspectCommand());
   program.addCommand(cardCommand());
+  program.addCommand(calibrateCommand());
   program.addCommand(scoreCommand());
   program.addCommand(evalCommand());
   program.addCommand(benchCommand());

@@ -8,6 +8,7 @@ import Ajv, { ErrorObject } from 'ajv';
 import { promises as fs } from 'fs';
 import * as path from 'path';
 import { ModelCardError, ModelError } from '../common/errors';
+import { writeFileAtomic } from '../common/files';
 import { analyzeModel, ModelAnalysis } from './graph-surgery';
 
 export type Triple = [number, number, number];
@@ -283,7 +284,7 @@ export function uncheckedWarnings(card: ModelCard): string[] {
     'input.mean': `mean [${card.input.mean.join(', ')}] is a guess (ImageNet's)`,
     'input.std': `std [${card.input.std.join(', ')}] is a guess (ImageNet's)`,
     'input.channelOrder': `channel order "${card.input.channelOrder}" is a guess`,
-    classes: `the ${card.classes.length} class names are placeholders`,
+    classes: `the ${card.classes.length} class names (and colours) are placeholders`,
   };
   return (card.unchecked ?? []).map((f) => `${f} unchecked: ${why[f]}; set it to what the model was trained with and remove "${f}" from "unchecked"`);
 }
@@ -292,6 +293,20 @@ export function uncheckedWarnings(card: ModelCard): string[] {
 export function formatModelCard(card: ModelCard): string {
   const json = JSON.stringify(card, null, 2);
   return `${json.replace(/\[\s*(-?[\d.e+-]+),\s*(-?[\d.e+-]+),\s*(-?[\d.e+-]+)\s*\]/g, '[$1, $2, $3]')}\n`;
+}
+
+/**
+ * Makes a calibration the card's recommendation: sets `recommended` to its score and threshold and
+ * records it under `calibration`, keeping everything else in the card file as it is.
+ */
+export async function recordCalibration(cardPath: string, record: CalibrationRecord): Promise<ModelCard> {
+  if (!Number.isFinite(record.threshold)) {
+    throw new RangeError(`the calibrated threshold is ${record.threshold}: every pixel would be flagged (fpr 1?), nothing to recommend`);
+  }
+  const { card } = await readCardFile(cardPath);
+  const updated = parseModelCard({ ...card, recommended: { score: record.score, threshold: record.threshold }, calibration: record }, cardPath);
+  await writeFileAtomic(cardPath, formatModelCard(updated));
+  return updated;
 }
 
 /** The Pascal VOC colour map: distinct colours for the first 256 classes. */
