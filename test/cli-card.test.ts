@@ -25,7 +25,7 @@ describe('pgn card init', () => {
     const { stdout, stderr } = await run('node', [cli, 'card', 'init', model]);
     const cardPath = path.join(dir, 'net', 'model.json');
     expect(stdout).toContain(`model card written to ${cardPath}`);
-    expect(stderr).toMatch(/check classes unchecked: the 6 class names are placeholders/);
+    expect(stderr).toMatch(/check classes unchecked: the 6 class names \(and colours\) are placeholders/);
     const { card, cardPath: loaded, modelPath } = await loadModelCard(model); // the card beside the model is for it
     expect(loaded).toBe(cardPath);
     expect(modelPath).toBe(model);
