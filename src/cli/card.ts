@@ -25,7 +25,7 @@ export function cardCommand(): Command {
         const bytes = await fs.promises.readFile(modelPath).catch((err: Error) => {
           throw new ModelError(`${modelPath}: cannot read the model (${err.message})`, { cause: err });
         });
-        const analysis = analyzeModel(bytes, { source: modelPath });
+        const analysis = analyzeModel(bytes, { source: modelPath, modelDir: path.dirname(modelPath) });
         const out = path.resolve(opts.out ?? path.join(path.dirname(modelPath), CARD_FILE));
         if (!opts.force && fs.existsSync(out)) throw new ModelCardError(`${out} already exists: give --force to replace it, or --out elsewhere`);
         const starter = starterModelCard(analysis, modelPath, path.dirname(out));

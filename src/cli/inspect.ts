@@ -1,5 +1,6 @@
 /** `pgn inspect`: what graph surgery finds in a model, and optionally the patched model itself. */
 import fs from 'node:fs';
+import path from 'node:path';
 import { Command } from 'commander';
 import { ModelError } from '../common/errors';
 import { writeFileAtomic } from '../common/files';
@@ -24,7 +25,7 @@ export function inspectCommand(): Command {
       const bytes = await fs.promises.readFile(modelPath).catch((err: Error) => {
         throw new ModelError(`${modelPath}: cannot read the model (${err.message})`, { cause: err });
       });
-      const analysis = analyzeModel(bytes, { logitsOutput: card.outputs?.logits, featuresOutput: card.outputs?.features, source: modelPath, secondLayer: opts.secondLayer });
+      const analysis = analyzeModel(bytes, { logitsOutput: card.outputs?.logits, featuresOutput: card.outputs?.features, source: modelPath, modelDir: path.dirname(modelPath), secondLayer: opts.secondLayer });
       const patched = exposeFeatures(bytes, analysis);
       const findings = { ...describe(analysis, modelPath, cardPath, card.classes.map((c) => c.name)), warnings: uncheckedWarnings(card) };
       process.stdout.write(opts.json ? `${JSON.stringify(findings, null, 2)}\n` : text(findings));

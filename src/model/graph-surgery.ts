@@ -7,6 +7,7 @@ import { ModelError } from '../common/errors';
 import type { ActivationInfo, SecondLayerInfo } from '../scoring/second-layer';
 import {
   attribute,
+  checkExternalData,
   decodeModel,
   intAttribute,
   intsAttribute,
@@ -26,6 +27,11 @@ export interface AnalyzeOptions {
   featuresOutput?: string;
   /** Name of the model in error messages (e.g. its path). */
   source?: string;
+  /**
+   * The model's folder: weights stored as external data are read from files there (only the final
+   * conv's), and every external location must stay inside it. Without it, external weights are a ModelError.
+   */
+  modelDir?: string;
   /**
    * Also describe the second-to-last conv for the pgn2-* scores (analysis.secondLayer), and have
    * exposeFeatures expose its input. ModelError when the head is not conv → [BN] → act → final conv.
@@ -103,6 +109,7 @@ class ModelGraph {
   constructor(
     readonly graph: onnx.IGraphProto,
     readonly source: string,
+    readonly modelDir?: string,
   ) {
     this.nodes = graph.node ?? [];
     this.outputs = (graph.output ?? []).map((o) => o.name ?? '');
@@ -247,14 +254,15 @@ function pickLogitsOutput(g: ModelGraph, wanted: string | undefined): { output: 
 /** Reads the model and describes its final 1x1 conv. Throws ModelError when it has none usable. */
 export function analyzeModel(bytes: Uint8Array, opts: AnalyzeOptions = {}): ModelAnalysis {
   const source = opts.source ?? 'model';
-  const g = new ModelGraph(decodeModel(bytes, source).graph!, source);
+  const g = new ModelGraph(decodeModel(bytes, source).graph!, source, opts.modelDir);
+  if (opts.modelDir !== undefined) checkExternalData(g.graph, opts.modelDir, source);
   const input = g.input();
   const { output, trace } = pickLogitsOutput(g, opts.logitsOutput);
   const node = g.nodes[trace.conv]!;
   const weightName = node.input![1]!;
   const biasName = node.input?.[2] || null;
   const [numClasses, featureChannels] = tensorDims(trace.weight.tensor) as [number, number];
-  const kernel = tensorToFloat32(trace.weight.tensor, `${source}: weight "${weightName}" of the final conv`);
+  const kernel = tensorToFloat32(trace.weight.tensor, `${source}: weight "${weightName}" of the final conv`, g.modelDir);
   const conv: FinalConv = {
     name: node.name ?? '',
     index: trace.conv,
@@ -307,7 +315,7 @@ function checkFeaturesOutput(g: ModelGraph, name: string, conv: FinalConv, featu
 function readBias(g: ModelGraph, name: string, numClasses: number): Float32Array {
   const bias = g.constant(name);
   if (!bias) throw g.error(`the bias "${name}" of the final conv is not a constant`);
-  const values = tensorToFloat32(bias.tensor, `${g.source}: bias "${name}" of the final conv`);
+  const values = tensorToFloat32(bias.tensor, `${g.source}: bias "${name}" of the final conv`, g.modelDir);
   if (values.length !== numClasses) {
     throw g.error(`the bias "${name}" of the final conv has ${values.length} values for ${numClasses} classes`);
   }
@@ -438,7 +446,7 @@ function constantValues(g: ModelGraph, node: number, input: number, what: string
   const name = g.nodes[node]!.input?.[input] ?? '';
   const c = g.constant(name);
   if (!c) throw g.error(`${what} of ${g.label(node, true)} ("${name}") is not a constant: pgn2 scores need it as a number`);
-  return tensorToFloat32(c.tensor, `${g.source}: ${what} "${name}" of ${g.label(node, true)}`);
+  return tensorToFloat32(c.tensor, `${g.source}: ${what} "${name}" of ${g.label(node, true)}`, g.modelDir);
 }
 
 function readActivation(g: ModelGraph, index: number, channels: number): ActivationInfo {

@@ -237,7 +237,7 @@ export async function loadModelCard(pathOrDir: string): Promise<LoadedModelCard>
   const bytes = await fs.readFile(modelPath).catch((err: Error) => {
     throw new ModelError(`${modelPath}: cannot read the model (${err.message})`, { cause: err });
   });
-  const analysis = analyzeModel(bytes, { source: modelPath });
+  const analysis = analyzeModel(bytes, { source: modelPath, modelDir: path.dirname(modelPath) });
   return { card: defaultModelCard(analysis, modelPath), cardPath: null, modelPath };
 }
 

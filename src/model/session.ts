@@ -9,7 +9,7 @@ import * as path from 'path';
 import { BackendError, ModelError } from '../common/errors';
 import { analyzeModel, exposeFeatures, ModelAnalysis } from './graph-surgery';
 import { checkCardAgainstModel, loadModelCard, ModelCard } from './model-card';
-import { halfToFloat, onnx } from './onnx';
+import { floatToHalf, halfToFloat, onnx } from './onnx';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 
@@ -63,8 +63,11 @@ function chooseProviders(requested: ExecutionProvider[] | undefined): { provider
 
 async function createSession(bytes: Uint8Array, providers: ExecutionProvider[], threads: number | undefined, source: string): Promise<ort.InferenceSession> {
   // No spin-waiting of ONNX Runtime's threads after a run: the native scores run right after
-  // inference on the same cores, and spinning threads would take them.
-  const options: ort.InferenceSession.SessionOptions = { executionProviders: providers, extra: { session: { intra_op: { allow_spinning: '0' } } } };
+  // inference on the same cores, and spinning threads would take them. The patched model is handed
+  // over as bytes, so ONNX Runtime is told where its external data files are (the model's folder;
+  // analyzeModel has checked that every location stays inside it).
+  const session = { intra_op: { allow_spinning: '0' }, model_external_initializers_file_folder_path: path.dirname(source) };
+  const options: ort.InferenceSession.SessionOptions = { executionProviders: providers, extra: { session } };
   if (threads !== undefined) options.intraOpNumThreads = threads;
   try {
     return await ort.InferenceSession.create(bytes, options);
@@ -81,6 +84,12 @@ function toFloat32(t: ort.Tensor, name: string): Float32Array {
   if (t.type === 'float16' && t.data instanceof Uint16Array) return Float32Array.from(t.data, halfToFloat);
   if (t.type === 'float16' || t.type === 'float64') return Float32Array.from(t.data as ArrayLike<number>);
   throw new ModelError(`output "${name}" has type ${t.type}; a float tensor was expected`);
+}
+
+/** The batch as the model takes it: float32, or converted to float16 at the boundary (the scores stay float32). */
+function inputTensor(input: Float32Array, dims: readonly number[], elemType: number): ort.Tensor {
+  if (elemType !== onnx.TensorProto.DataType.FLOAT16) return new ort.Tensor('float32', input, [...dims]);
+  return new ort.Tensor('float16', Uint16Array.from(input, floatToHalf), [...dims]);
 }
 
 function checkInput(input: Float32Array, dims: readonly number[]): void {
@@ -142,12 +151,13 @@ export class ModelSession {
     const bytes = await fs.readFile(modelPath).catch((err: Error) => {
       throw new ModelError(`${modelPath}: cannot read the model (${err.message})`, { cause: err });
     });
-    const analysis = analyzeModel(bytes, { logitsOutput: card.outputs?.logits, featuresOutput: card.outputs?.features, source: modelPath, secondLayer: opts.secondLayer });
+    const analysis = analyzeModel(bytes, { logitsOutput: card.outputs?.logits, featuresOutput: card.outputs?.features, source: modelPath, modelDir: path.dirname(modelPath), secondLayer: opts.secondLayer });
     checkModelShapes(analysis, modelPath);
     checkCardAgainstModel(card, analysis, cardPath ?? modelPath);
-    if (analysis.input.elemType !== onnx.TensorProto.DataType.FLOAT) {
+    const { FLOAT, FLOAT16 } = onnx.TensorProto.DataType;
+    if (analysis.input.elemType !== FLOAT && analysis.input.elemType !== FLOAT16) {
       const type = onnx.TensorProto.DataType[analysis.input.elemType] ?? analysis.input.elemType;
-      throw new ModelError(`${modelPath}: the model's input "${analysis.input.name}" is ${type}; pgn-ood feeds float32 images`);
+      throw new ModelError(`${modelPath}: the model's input "${analysis.input.name}" is ${type}; pgn-ood feeds float32 or float16 images`);
     }
     const patched = exposeFeatures(bytes, analysis);
     let used = providers;
@@ -167,7 +177,7 @@ export class ModelSession {
   async run(input: Float32Array, dims: readonly [number, number, number, number]): Promise<SessionOutputs> {
     checkInput(input, dims);
     const { conv, featuresTensor, secondLayer } = this.analysis;
-    const feeds = { [this.analysis.input.name]: new ort.Tensor('float32', input, [...dims]) };
+    const feeds = { [this.analysis.input.name]: inputTensor(input, dims, this.analysis.input.elemType) };
     const x = secondLayer && !secondLayer.inputIsModelInput ? secondLayer.inputTensor : null;
     let out: ort.InferenceSession.ReturnType;
     try {
