@@ -107,7 +107,7 @@ describe('analyzeModel + exposeFeatures on supported models', () => {
 
     const renamed = buildSegModel({ outputs: ['logits', 'feat'] }).bytes;
     const b = analyzeModel(renamed, { featuresOutput: 'feat' });
-    expect(b.featuresTensor).toBe('feat');
+    expect(b.featureTensors[0]).toBe('feat');
     const patched = exposeFeatures(renamed, b);
     expect(analyzeModel(patched).outputs).toEqual(['logits', 'feat', 'conv_out']);
     expectModelError(() => analyzeModel(renamed, { featuresOutput: 'phi' }), /no output "phi".*"logits", "feat"/);
@@ -252,7 +252,7 @@ describe('the features output named by a card must be the final conv\'s input (i
 
   test('φ itself or through Identity/Dropout is accepted; the conv output and a pre-activation are refused', () => {
     const bytes = withOutputs();
-    expect(analyzeModel(bytes, { featuresOutput: 'feat_copy' }).featuresTensor).toBe('feat_copy');
+    expect(analyzeModel(bytes, { featuresOutput: 'feat_copy' }).featureTensors[0]).toBe('feat_copy');
     expectModelError(() => analyzeModel(bytes, { featuresOutput: 'logits' }),
       /the features output "logits" is not the input of the final conv Conv node "cls" \("feat_drop"\) but comes from Conv node "cls"/);
     expectModelError(() => analyzeModel(bytes, { featuresOutput: 'pre' }), /the features output "pre" is not the input of the final conv .* comes from Conv node "backbone"/);

@@ -38,7 +38,7 @@ export function inspectCommand(): Command {
 }
 
 function describe(a: ModelAnalysis, modelPath: string, cardPath: string | null, classNames: string[]) {
-  const added = [a.featuresAlreadyOutput ? null : a.featuresTensor, a.convOutputIsOutput ? null : a.conv.output].filter((x): x is string => x !== null);
+  const added = [...a.featureTensors, a.logitsTensor].filter((t) => !a.outputs.includes(t));
   if (a.secondLayer && !a.secondLayer.inputAlreadyOutput && !a.secondLayer.inputIsModelInput) added.push(a.secondLayer.inputTensor);
   return {
     model: modelPath,
@@ -48,6 +48,7 @@ function describe(a: ModelAnalysis, modelPath: string, cardPath: string | null, 
     classNames,
     featureChannels: a.featureChannels,
     finalConv: { name: a.conv.name, input: a.conv.input, output: a.conv.output, weight: a.conv.weight, bias: a.conv.bias },
+    ...(a.sum ? { summedHead: { add: a.sum.name, output: a.logitsTensor, branches: a.branches.map((b) => ({ name: b.name, input: b.input, channels: b.channels })) } } : {}),
     betweenConvAndOutput: a.chain,
     logitsOutput: a.logitsOutput,
     outputs: a.outputs,
@@ -68,6 +69,7 @@ function text(f: ReturnType<typeof describe>): string {
     `outputs:          ${f.outputs.join(', ')}`,
     `surgery adds:     ${f.addedOutputs.length ? f.addedOutputs.join(', ') : '(nothing: already outputs)'}`,
   ];
+  if (f.summedHead) lines.push(`summed head:      Add "${f.summedHead.add}" of ${f.summedHead.branches.map((b) => `"${b.name}" (${b.input}, ${b.channels} ch)`).join(' + ')}: features concatenated`);
   if (f.secondLayer) lines.push(`second layer:     conv "${f.secondLayer.conv}"${f.secondLayer.batchNorm ? ` → BatchNorm "${f.secondLayer.batchNorm}"` : ''} → ${f.secondLayer.activation}, input ${f.secondLayer.input}`);
   return `${lines.join('\n')}\n`;
 }

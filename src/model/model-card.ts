@@ -267,7 +267,7 @@ export function defaultModelCard(analysis: ModelAnalysis, modelPath: string): Mo
  */
 export function starterModelCard(analysis: ModelAnalysis, modelPath: string, cardDir: string): ModelCard {
   const card = defaultModelCard(analysis, modelPath);
-  const outputs = analysis.featuresAlreadyOutput ? { logits: analysis.logitsOutput, features: analysis.featuresTensor } : { logits: analysis.logitsOutput };
+  const outputs = analysis.featuresAlreadyOutput && analysis.featureTensors.length === 1 ? { logits: analysis.logitsOutput, features: analysis.featureTensors[0]! } : { logits: analysis.logitsOutput };
   return {
     ...card,
     description: `starter card written by pgn card init from ${path.basename(modelPath)}: check the fields listed in "unchecked", then remove them from the list`,

@@ -176,31 +176,53 @@ export class ModelSession {
   /** Runs a normalized NCHW batch; only the conv's output and input are fetched. */
   async run(input: Float32Array, dims: readonly [number, number, number, number]): Promise<SessionOutputs> {
     checkInput(input, dims);
-    const { conv, featuresTensor, secondLayer } = this.analysis;
+    const { logitsTensor, featureTensors, secondLayer } = this.analysis;
     const feeds = { [this.analysis.input.name]: inputTensor(input, dims, this.analysis.input.elemType) };
     const x = secondLayer && !secondLayer.inputIsModelInput ? secondLayer.inputTensor : null;
     let out: ort.InferenceSession.ReturnType;
     try {
-      out = await this.session.run(feeds, [conv.output, featuresTensor, ...(x ? [x] : [])]);
+      out = await this.session.run(feeds, [logitsTensor, ...featureTensors, ...(x ? [x] : [])]);
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       throw new ModelError(`${this.modelPath}: inference failed for input [${dims.join(',')}] (${reason})`, { cause: err });
     }
-    const logits = out[conv.output]!;
-    const features = out[featuresTensor]!;
-    if (features.dims.length !== 4 || features.dims[1] !== this.featureChannels) {
-      throw new ModelError(`${this.modelPath}: the features "${featuresTensor}" came out as [${features.dims.join(',')}], but the final conv's kernel takes ${this.featureChannels} channels ([N,${this.featureChannels},h,w] expected)`);
-    }
+    const logits = out[logitsTensor]!;
+    const features = this.features(featureTensors.map((name) => ({ name, tensor: out[name]! })));
     return {
-      logits: toFloat32(logits, conv.output),
+      logits: toFloat32(logits, logitsTensor),
       logitsDims: [...logits.dims],
-      features: toFloat32(features, featuresTensor),
-      featuresDims: [...features.dims],
+      ...features,
       ...(secondLayer ? {
         convInput: x ? toFloat32(out[x]!, x) : input,
         convInputDims: x ? [...out[x]!.dims] : [...dims],
       } : {}),
     };
+  }
+
+  /**
+   * φ [N,F,h,w]: the one features tensor, or a summed head's branch inputs concatenated over channels
+   * (they must share N, h and w: one resolution), checked against K's F.
+   */
+  private features(parts: { name: string; tensor: ort.Tensor }[]): { features: Float32Array; featuresDims: number[] } {
+    const F = this.featureChannels;
+    const names = parts.map((p) => `"${p.name}"`).join(', ');
+    const shapes = parts.map((p) => `[${p.tensor.dims.join(',')}]`).join(', ');
+    const [first] = parts;
+    const [N, , h, w] = first!.tensor.dims;
+    const ok = parts.every((p) => p.tensor.dims.length === 4 && p.tensor.dims[0] === N && p.tensor.dims[2] === h && p.tensor.dims[3] === w)
+      && parts.reduce((a, p) => a + p.tensor.dims[1]!, 0) === F;
+    if (!ok) throw new ModelError(`${this.modelPath}: the features ${names} came out as ${shapes}, but the final conv's kernel takes ${F} channels ([N,${F},h,w] expected${parts.length > 1 ? ', the branches at one resolution' : ''})`);
+    if (parts.length === 1) return { features: toFloat32(first!.tensor, first!.name), featuresDims: [...first!.tensor.dims] };
+    const plane = h! * w!;
+    const features = new Float32Array(N! * F * plane);
+    let channel = 0;
+    for (const p of parts) {
+      const data = toFloat32(p.tensor, p.name);
+      const Fb = p.tensor.dims[1]!;
+      for (let n = 0; n < N!; n++) features.set(data.subarray(n * Fb * plane, (n + 1) * Fb * plane), (n * F + channel) * plane);
+      channel += Fb;
+    }
+    return { features, featuresDims: [N!, F, h!, w!] };
   }
 
   async dispose(): Promise<void> {
