@@ -295,3 +295,59 @@ describe('graph analysis is linear and iterative in pass-through chains (issue 2
     expect(message.length).toBeLessThan(1000);
   });
 });
+
+describe('summed heads: the Add of 1x1 convs at one resolution (LRASPP)', () => {
+  /** input → two backbone convs → two 1x1 classifiers → Add [→ Add third] → Resize → logits. */
+  function summed(o: { third?: 'conv' | 'relu'; classesB?: number } = {}): Uint8Array {
+    const g = new GraphBuilder(4);
+    g.input('input', [1, 3, 8, 8]);
+    g.randomInit('wa', [3, 3, 1, 1]);
+    g.node('Conv', ['input', 'wa'], ['low'], {}, 'low_backbone');
+    g.randomInit('wb', [2, 3, 1, 1]);
+    g.node('Conv', ['input', 'wb'], ['high'], {}, 'high_backbone');
+    g.randomInit('ka', [4, 3, 1, 1]);
+    g.randomInit('ba', [4]);
+    g.node('Conv', ['low', 'ka', 'ba'], ['za'], {}, 'low_classifier');
+    g.randomInit('kb', [o.classesB ?? 4, 2, 1, 1]);
+    g.randomInit('bb', [o.classesB ?? 4]);
+    g.node('Conv', ['high', 'kb', 'bb'], ['zb'], {}, 'high_classifier');
+    g.node('Add', ['za', 'zb'], ['sum'], {}, 'add');
+    let last = 'sum';
+    if (o.third === 'conv') {
+      g.randomInit('kc', [4, 3, 1, 1]);
+      g.node('Conv', ['input', 'kc'], ['zc'], {}, 'third_classifier');
+      g.node('Add', ['sum', 'zc'], ['sum2'], {}, 'add2');
+      last = 'sum2';
+    } else if (o.third === 'relu') {
+      g.node('Relu', ['low'], ['r'], {}, 'relu');
+      g.node('Add', ['sum', 'r'], ['sum2'], {}, 'add2');
+      last = 'sum2';
+    }
+    g.initializer(floatTensor('scales', [4], [1, 1, 2, 2]));
+    g.node('Resize', [last, '', 'scales'], ['logits'], { mode: 'linear' }, 'resize_1');
+    g.output('logits');
+    return g.build();
+  }
+
+  test('branches, K side by side, summed bias, and the exposed tensors reproduce the sum', async () => {
+    const bytes = summed();
+    const a = analyzeModel(bytes);
+    expect(a.branches.map((b) => [b.name, b.input, b.channels])).toEqual([['low_classifier', 'low', 3], ['high_classifier', 'high', 2]]);
+    expect(a.sum?.name).toBe('add');
+    expect(a.logitsTensor).toBe('sum');
+    expect(a.featureChannels).toBe(5);
+    const out = await run(exposeFeatures(bytes, a), randomInput([1, 3, 8, 8]), ['low', 'high', 'sum']);
+    const [low, high] = [out.low!.data as Float32Array, out.high!.data as Float32Array];
+    const phi = new Float32Array(5 * 64);
+    phi.set(low, 0);
+    phi.set(high, 3 * 64);
+    expect(maxAbsDiff(conv1x1(a.kernel, a.bias, phi, [1, 5, 8, 8]), out.sum!.data as Float32Array)).toBeLessThan(1e-5);
+    expect(analyzeModel(summed({ third: 'conv' })).branches).toHaveLength(3);
+  });
+
+  test('a sum with anything but 1x1 convs, or of different class counts, is refused by name; pgn2 and a features output too', () => {
+    expectModelError(() => analyzeModel(summed({ third: 'relu' })), /final layer of output "logits" is Add node "add2" \(reached via Resize "resize_1"\), which adds Relu node "relu": pgn-ood takes a sum only of 1x1 convs/);
+    expectModelError(() => analyzeModel(summed({ classesB: 3 })), /which adds 1x1 convs with different numbers of classes \(4, 3\)/);
+    expectModelError(() => analyzeModel(summed(), { secondLayer: true }), /the logits are the sum of 2 1x1 convs \(Add node "add"\): pgn2 scores need a single final conv/);
+  });
+});
