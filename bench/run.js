@@ -9,6 +9,7 @@ const benches = {
   'scores-peer': () => require('./scores-peer'),
   pipeline: () => require('./pipeline'),
   calibration: () => require('./calibration'),
+  'real-parity': () => require('./real-parity'),
 };
 
 async function main() {
