@@ -84,17 +84,17 @@ test('--dataset: fpr on the in-distribution pixels, best pixel F1, best componen
   const { height: h, width: w } = maps[0]!.label;
   const all = stack(maps.map((m) => m.map), Float32Array, h, w) as { data: Float32Array; dims: [number, number, number] };
   const inDist = stack(maps.map((m) => Uint8Array.from(m.label.data, (v) => (v === 0 ? 1 : 0))), Uint8Array, h, w) as { data: Uint8Array; dims: [number, number, number] };
-  const calibrated = async (...args: string[]) => JSON.parse((await run('node', [cli, 'calibrate', '--model', model, '--dataset', data, '--no-write', '--json', ...args])).stdout);
+  const calibrated = async (...args: string[]) => JSON.parse((await run('node', [cli, 'calibrate', '--model', model, '--dataset', data, '--json', ...args])).stdout);
 
-  const fpr = await calibrated('--fpr', '0.02');
+  const fpr = await calibrated('--fpr', '0.02', '--no-write');
   expect(fpr.threshold).toBe(thresholdAtFpr(all, inDist, 0.02));
   expect(fpr).toMatchObject({ pixels: inDist.data.reduce((a, v) => a + v, 0), dataset: data, card: null });
 
-  const pixel = await calibrated('--objective', 'pixel-f1');
+  const pixel = await calibrated('--objective', 'pixel-f1'); // written: an objective record fits the card's schema
   const e = await evaluate({ dataset: data, model, scores: ['pgn-oh:p=0.5'], instance: false });
   expect(pixel).toMatchObject({ objective: 'pixel-f1', threshold: e.rows[0]!.pixel.bestF1Threshold, value: e.rows[0]!.pixel.bestF1 });
 
-  const component = await calibrated('--objective', 'component-f1');
+  const component = await calibrated('--objective', 'component-f1', '--no-write');
   const meanF1 = async (threshold: number) => {
     const m = new InstanceMetrics({ threshold });
     for (const { map, label } of maps) await m.add(map, label.data, [label.height, label.width]);
@@ -103,8 +103,9 @@ test('--dataset: fpr on the in-distribution pixels, best pixel F1, best componen
   expect(component.objective).toBe('component-f1');
   expect(component.value).toBe(await meanF1(component.threshold));
   expect(component.value).toBeGreaterThanOrEqual(await meanF1(pixel.threshold));
-  const { card } = await loadModelCard(model);
-  expect(card.calibration?.objective).toBeUndefined(); // --no-write
+  const { card } = await loadModelCard(model); // --no-write left the pixel-f1 calibration in place
+  expect(card.calibration).toMatchObject({ objective: 'pixel-f1', threshold: pixel.threshold, value: pixel.value, images: 4 });
+  expect(card.recommended).toEqual({ score: 'pgn-oh:p=0.5', threshold: pixel.threshold });
 }, 60000);
 
 test('refusals: a model without a card, F1 without labels, images and --dataset together, a bad --fpr', async () => {

@@ -8,10 +8,10 @@ import { readDataset, readLabelMask } from './dataset';
 import { evaluate } from './evaluate';
 import { InstanceMetrics, Track } from './metrics';
 import { FprThreshold } from '../scoring/fpr-threshold';
-import { scoreLabel } from '../scoring/scores';
+import { DEFAULT_P, scoreLabel } from '../scoring/scores';
 import { scoreStream } from '../run/pipeline';
-import { ImageInput, Scorer, ScorerOptions } from '../run/scorer';
-import { CalibrationRecord } from '../model/model-card';
+import { DEMO_MODEL, ImageInput, Scorer, ScorerOptions } from '../run/scorer';
+import { CalibrationRecord, loadModelCard } from '../model/model-card';
 
 export type CalibrationObjective = 'fpr' | 'pixel-f1' | 'component-f1';
 
@@ -49,15 +49,20 @@ export async function calibrate(options: CalibrateOptions): Promise<CalibrationR
   if ((options.images === undefined) === (options.dataset === undefined)) throw new RangeError('calibrate needs either images or a dataset');
   if (objective !== 'fpr' && options.dataset === undefined) throw new RangeError(`objective ${objective} needs a labeled data set (dataset)`);
   const fpr = options.fpr ?? 0.05;
-  const scorer = await Scorer.create({ model: options.model, scores: options.score ? [options.score] : undefined, prediction: false, threads: options.threads, ...options.scorer });
-  const score = scoreLabel(scorer.specs[0]!);
+  const { card } = await loadModelCard(options.model ?? DEMO_MODEL);
+  const score = scoreLabel(options.score ?? card.recommended?.score ?? `pgn-oh:p=${DEFAULT_P}`);
   const base = { score, date: new Date().toISOString(), version: options.version };
+  if (objective === 'pixel-f1') {
+    const { curves: _curves, ...best } = await bestPixelF1(score, options);
+    return { ...base, ...best };
+  }
+  // one session at a time: the pixel pass (evaluate) has closed its own before this one opens
+  const pixel = objective === 'component-f1' ? await bestPixelF1(score, options) : null;
+  const scorer = await Scorer.create({ model: options.model, scores: [score], prediction: false, threads: options.threads, ...options.scorer });
   try {
-    if (objective === 'fpr') {
-      const { threshold, images, pixels } = options.images ? await onImages(scorer, options.images, fpr, options) : await onDataset(scorer, options.dataset!, fpr, options);
-      return { ...base, threshold, fpr, ...(options.dataset ? { dataset: options.dataset } : {}), images, pixels };
-    }
-    return { ...base, ...(await bestF1(scorer, options.dataset!, objective, options)) };
+    if (pixel) return { ...base, ...(await bestComponentF1(scorer, pixel, options)) };
+    const { threshold, images, pixels } = options.images ? await onImages(scorer, options.images, fpr, options) : await onDataset(scorer, options.dataset!, fpr, options);
+    return { ...base, threshold, fpr, ...(options.dataset ? { dataset: options.dataset } : {}), images, pixels };
   } finally {
     await scorer.dispose();
   }
@@ -103,28 +108,31 @@ async function onDataset(scorer: Scorer, dataset: string, fpr: number, options: 
   }
 }
 
-/**
- * Pixel F1: the exact best over all operating points (evaluate's pixel pass). Component F1: the
- * benchmark's mean F1 at candidate thresholds (those reaching pixel recall 5 %, 10 %, … 95 %, and the
- * best pixel-F1 one), the best of them; the model runs twice (pixel pass, then component pass).
- */
-async function bestF1(scorer: Scorer, dataset: string, objective: 'pixel-f1' | 'component-f1', options: CalibrateOptions) {
-  const score = scoreLabel(scorer.specs[0]!);
+/** Pixel F1: the exact best over all operating points (evaluate's pixel pass). */
+async function bestPixelF1(score: string, options: CalibrateOptions) {
+  const dataset = options.dataset!;
   const e = await evaluate({
     dataset, model: options.model, scores: [score], instance: false, threads: options.threads, ...options.scorer,
     onProgress: (done, total) => options.onProgress?.(done, total, 'pixels'),
   });
   const pixel = e.rows[0]!.pixel;
-  const pixels = pixel.positives + pixel.negatives;
-  if (objective === 'pixel-f1') return { threshold: pixel.bestF1Threshold, objective, value: pixel.bestF1, dataset, images: e.images, pixels };
-  const { threshold: thresholds, tpr } = pixel.curves!;
-  const candidates = [...new Set([pixel.bestF1Threshold, ...RECALLS.map((r) => thresholds[tpr.findIndex((v) => v >= r)]!)])].filter(Number.isFinite);
+  return { threshold: pixel.bestF1Threshold, objective: 'pixel-f1' as const, value: pixel.bestF1, dataset, images: e.images, pixels: pixel.positives + pixel.negatives, curves: pixel.curves! };
+}
+
+/**
+ * Component F1: the benchmark's mean F1 at candidate thresholds (those reaching pixel recall 5 %,
+ * 10 %, … 95 % on the pixel pass's curve, and its best pixel-F1 one), the best of them; the model
+ * runs a second time for the components.
+ */
+async function bestComponentF1(scorer: Scorer, pixel: Awaited<ReturnType<typeof bestPixelF1>>, options: CalibrateOptions) {
+  const { threshold: thresholds, tpr } = pixel.curves;
+  const candidates = [...new Set([pixel.threshold, ...RECALLS.map((r) => thresholds[tpr.findIndex((v) => v >= r)]!)])].filter(Number.isFinite);
   const metrics = candidates.map((threshold) => new InstanceMetrics({ threshold, track: options.track }));
-  for await (const { map, label } of labeledMaps(scorer, dataset, options, 'components')) {
+  for await (const { map, label } of labeledMaps(scorer, pixel.dataset, options, 'components')) {
     await Promise.all(metrics.map((m) => m.add(map, label.data, [label.height, label.width])));
   }
   const results = await Promise.all(metrics.map((m) => m.finish()));
   let best = 0;
   results.forEach((r, i) => { if (r.meanF1 > results[best]!.meanF1 || Number.isNaN(results[best]!.meanF1)) best = i; });
-  return { threshold: candidates[best]!, objective, value: results[best]!.meanF1, dataset, images: e.images, pixels };
+  return { threshold: candidates[best]!, objective: 'component-f1' as const, value: results[best]!.meanF1, dataset: pixel.dataset, images: pixel.images, pixels: pixel.pixels };
 }
