@@ -10,6 +10,7 @@ const benches = {
   pipeline: () => require('./pipeline'),
   calibration: () => require('./calibration'),
   'real-parity': () => require('./real-parity'),
+  'fpr-threshold': () => require('./fpr-threshold'),
 };
 
 async function main() {
