@@ -91,7 +91,7 @@ export interface ModelAnalysis {
 /** Ops that move or resample the logits without changing what they are; walked back through. */
 const PASS_THROUGH = new Set(['Resize', 'Upsample', 'Transpose', 'Reshape', 'Identity', 'Cast']);
 
-/** Between the activation and the final conv: ops that pass φ on unchanged at inference. */
+/** Ops that pass φ on unchanged at inference: between the activation and the final conv, or between φ and a features output. */
 const FEATURE_PASS = new Set(['Identity', 'Dropout', 'Cast']);
 
 const NEED = 'pgn-ood needs a 1x1 Conv with group 1 producing the logits';
