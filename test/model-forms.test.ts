@@ -7,7 +7,7 @@ import { ModelError } from '../src/common/errors';
 import { ModelSession } from '../src/model/session';
 import { analyzeModel } from '../src/model/graph-surgery';
 import { floatToHalf, halfToFloat } from '../src/model/onnx';
-import { buildSegModel, conv1x1, maxAbsDiff, random } from './helpers/onnx-builder';
+import { buildSegModel, conv1x1, GraphBuilder, maxAbsDiff, random } from './helpers/onnx-builder';
 
 const DT = onnx.TensorProto.DataType;
 let dir: string;
@@ -156,5 +156,27 @@ describe('opsets 11 to 21', () => {
     expect(maxAbsDiff(session.kernel, kernel)).toBe(0);
     expect(out.featuresDims).toEqual([3, 8, 6, 10]);
     expect(maxAbsDiff(conv1x1(session.kernel, session.bias, out.features, out.featuresDims), out.logits)).toBeLessThan(1e-5);
+  });
+});
+
+describe('summed heads at run time', () => {
+  test('branches at different resolutions (a broadcast 1x1 global branch) are a ModelError naming the shapes', async () => {
+    const g = new GraphBuilder(6);
+    g.input('input', [1, 3, 8, 8]);
+    g.randomInit('ka', [4, 3, 1, 1]);
+    g.node('Conv', ['input', 'ka'], ['za'], {}, 'local_classifier');
+    g.node('GlobalAveragePool', ['input'], ['pooled'], {}, 'pool');
+    g.randomInit('kb', [4, 3, 1, 1]);
+    g.node('Conv', ['pooled', 'kb'], ['zb'], {}, 'global_classifier');
+    g.node('Add', ['za', 'zb'], ['logits'], {}, 'add');
+    g.output('logits');
+    fs.writeFileSync(path.join(dir, 'model.onnx'), g.build());
+    const session = await ModelSession.create(path.join(dir, 'model.onnx'), { executionProviders: ['cpu'] });
+    try {
+      expect(session.analysis.branches).toHaveLength(2);
+      await expect(session.run(batch([1, 3, 8, 8]), [1, 3, 8, 8])).rejects.toThrow(/the features "input", "pooled" came out as \[1,3,8,8\], \[1,3,1,1\], but the final conv's kernel takes 6 channels \(\[N,6,h,w\] expected, the branches at one resolution\)/);
+    } finally {
+      await session.dispose();
+    }
   });
 });
