@@ -1,4 +1,5 @@
 /** Float16 models, external-data weights, opsets 11 to 21 (issue 17, item 3). */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -132,7 +133,10 @@ describe('external data', () => {
       [path.join(dir, 'outside.bin'), /outside the model's folder/],
       ['link.bin', /external data at "link\.bin", a link to .*outside\.bin outside the model's folder: refused/],
       ['missing.bin', /external data file "missing\.bin" cannot be opened/],
+      ['fifo', /its external data "fifo" is not a regular file/],
+      ['.', /outside the model's folder/],
     ];
+    spawnSync('mkfifo', [path.join(dir, 'm', 'fifo')]);
     for (const [location, message] of cases) {
       const file = path.join(dir, 'm', 'bad.onnx');
       fs.writeFileSync(file, toExternal(bytes, location, path.join(dir, 'scratch.bin')));

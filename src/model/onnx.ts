@@ -135,6 +135,8 @@ export function externalDataFile(t: onnx.ITensorProto, modelDir: string, what: s
   if (!inside(fs.realpathSync(modelDir), real)) {
     throw new ModelError(`${what} has its external data at "${location}", a link to ${real} outside the model's folder: refused`);
   }
+  // a FIFO or a device would block or never end (for ONNX Runtime too, which reads every location)
+  if (!fs.statSync(real).isFile()) throw new ModelError(`${what}: its external data "${location}" is not a regular file`);
   return real;
 }
 
@@ -162,7 +164,6 @@ function readExternal(t: onnx.ITensorProto, modelDir: string | undefined, what: 
   const out = new Uint8Array(bytes);
   const fd = fs.openSync(file, 'r');
   try {
-    if (!fs.fstatSync(fd).isFile()) throw new ModelError(`${what}: its external data "${file}" is not a regular file`);
     const read = fs.readSync(fd, out, 0, bytes, offset);
     if (read !== bytes) throw new ModelError(`${what}: its external data file "${file}" ends before offset ${offset} + ${bytes} bytes`);
   } finally {
