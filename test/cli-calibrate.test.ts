@@ -58,8 +58,9 @@ function stack(arrays: ArrayLike<number>[], Type: Float32ArrayConstructor | Uint
 
 test('unlabeled images: the exact threshold at --fpr goes into the card, and pgn score then finds segments', async () => {
   const images = readDataset(data).map((i) => i.image);
-  const { stdout } = await run('node', [cli, 'calibrate', '--model', model, '--fpr', '0.1', '--json', ...images]);
+  const { stdout, stderr } = await run('node', [cli, 'calibrate', '--model', model, '--fpr', '0.1', '--json', ...images]);
   const record = JSON.parse(stdout);
+  expect(stderr).toMatch(/pgn calibrate images: 4\/4/); // progress (plain lines when stderr is not a terminal)
   const maps = await referenceMaps();
   const { height: h, width: w } = maps[0]!.label;
   const all = stack(maps.map((m) => m.map), Float32Array, h, w) as { data: Float32Array; dims: [number, number, number] };
