@@ -8,6 +8,9 @@ const benches = {
   'eval-real': () => require('./eval-real'),
   'scores-peer': () => require('./scores-peer'),
   pipeline: () => require('./pipeline'),
+  calibration: () => require('./calibration'),
+  'real-parity': () => require('./real-parity'),
+  'fpr-threshold': () => require('./fpr-threshold'),
 };
 
 async function main() {

@@ -35,3 +35,14 @@ test('pgn inspect on a model whose final layer is not a 1x1 conv names what it f
   expect((err as { code: number }).code).not.toBe(0);
   expect((err as { stderr: string }).stderr).toMatch(/PGN_MODEL: .*ArgMax node "argmax"/);
 });
+
+test('pgn inspect on a summed head (torchvision LRASPP) lists its branches and exposes their inputs', async () => {
+  const model = path.join(__dirname, 'fixtures', 'model-matrix', 'lraspp_mobilenet_v3_large.op13.f32.inline', 'model.onnx');
+  const { stdout } = await run('node', [cli, 'inspect', model, '--json']);
+  const findings = JSON.parse(stdout);
+  expect(findings.summedHead.branches.map((b: { name: string }) => b.name)).toEqual(['/model/classifier/low_classifier/Conv', '/model/classifier/high_classifier/Conv']);
+  expect(findings.featureChannels).toBe(findings.summedHead.branches.reduce((a: number, b: { channels: number }) => a + b.channels, 0));
+  expect(findings.addedOutputs).toEqual([...findings.summedHead.branches.map((b: { input: string }) => b.input), findings.summedHead.output]);
+  const text = await run('node', [cli, 'inspect', model]);
+  expect(text.stdout).toMatch(/summed head: +Add "\/model\/classifier\/Add" of .* \+ .*: features concatenated/);
+});

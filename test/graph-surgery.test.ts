@@ -107,7 +107,7 @@ describe('analyzeModel + exposeFeatures on supported models', () => {
 
     const renamed = buildSegModel({ outputs: ['logits', 'feat'] }).bytes;
     const b = analyzeModel(renamed, { featuresOutput: 'feat' });
-    expect(b.featuresTensor).toBe('feat');
+    expect(b.featureTensors[0]).toBe('feat');
     const patched = exposeFeatures(renamed, b);
     expect(analyzeModel(patched).outputs).toEqual(['logits', 'feat', 'conv_out']);
     expectModelError(() => analyzeModel(renamed, { featuresOutput: 'phi' }), /no output "phi".*"logits", "feat"/);
@@ -231,5 +231,123 @@ describe('analyzeModel refuses unusable models with a ModelError saying why', ()
     expectModelError(() => analyzeModel(valid.subarray(0, valid.length >> 1)), /not an ONNX model, or truncated \(protobuf decode failed: /);
     expectModelError(() => analyzeModel(new Uint8Array(0)), /not an ONNX model \(empty file\)/);
     expectModelError(() => analyzeModel(Uint8Array.of(0x08, 0x07)), /ONNX model has no graph/);
+  });
+});
+
+describe('the features output named by a card must be the final conv\'s input (issue 20, item 11)', () => {
+  /** buildSegModel with extra graph outputs: its conv output, a pre-activation, an Identity of φ. */
+  function withOutputs(): Uint8Array {
+    const g = new GraphBuilder(8);
+    g.input('input', [1, 3, 8, 8]);
+    g.randomInit('w0', [6, 3, 1, 1]);
+    g.node('Conv', ['input', 'w0'], ['pre'], {}, 'backbone');
+    g.node('Relu', ['pre'], ['feat'], {}, 'relu');
+    g.node('Identity', ['feat'], ['feat_copy'], {}, 'copy');
+    g.node('Dropout', ['feat'], ['feat_drop'], {}, 'drop');
+    g.randomInit('w', [4, 6, 1, 1]);
+    g.node('Conv', ['feat_drop', 'w'], ['logits'], {}, 'cls');
+    g.output('logits').output('pre', [1, 6, 8, 8]).output('feat_copy', [1, 6, 8, 8]).output('feat', [1, 7, 8, 8]);
+    return g.build();
+  }
+
+  test('φ itself or through Identity/Dropout is accepted; the conv output and a pre-activation are refused', () => {
+    const bytes = withOutputs();
+    expect(analyzeModel(bytes, { featuresOutput: 'feat_copy' }).featureTensors[0]).toBe('feat_copy');
+    expectModelError(() => analyzeModel(bytes, { featuresOutput: 'logits' }),
+      /the features output "logits" is not the input of the final conv Conv node "cls" \("feat_drop"\) but comes from Conv node "cls"/);
+    expectModelError(() => analyzeModel(bytes, { featuresOutput: 'pre' }), /the features output "pre" is not the input of the final conv .* comes from Conv node "backbone"/);
+  });
+
+  test('a channel count that differs from the kernel\'s F is refused', () => {
+    expectModelError(() => analyzeModel(withOutputs(), { featuresOutput: 'feat' }), /the features output "feat" has 7 channels, but the final conv's kernel takes 6/);
+  });
+});
+
+describe('graph analysis is linear and iterative in pass-through chains (issue 20, item 18)', () => {
+  /** input → Conv1x1(weight behind `weightChain` Identity nodes) → `outChain` Identity nodes → output. */
+  function chain(weightChain: number, outChain: number): Uint8Array {
+    const g = new GraphBuilder(2);
+    g.input('input', [1, 3, 4, 4]);
+    g.initializer(floatTensor('w0', [2, 3, 1, 1], [1, 2, 3, 4, 5, 6]));
+    for (let i = 0; i < weightChain; i++) g.node('Identity', [`w${i}`], [`w${i + 1}`]);
+    g.node('Conv', ['input', `w${weightChain}`], ['c0'], {}, 'cls');
+    for (let i = 0; i < outChain; i++) g.node('Identity', [`c${i}`], [`c${i + 1}`]);
+    g.output(`c${outChain}`);
+    return g.build();
+  }
+
+  test.each([5000, 20000, 100000])('%i Identity nodes after the conv and before its weight', (n) => {
+    const a = analyzeModel(chain(n, n));
+    expect(a.conv.name).toBe('cls');
+    expect(a.chain).toHaveLength(n);
+    expect(Array.from(a.kernel)).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  test('a refusal at the end of a 100000-node chain names its ends, not every node', () => {
+    const g = new GraphBuilder(2);
+    g.input('input', [1, 3, 4, 4]);
+    g.node('Relu', ['input'], ['c0'], {}, 'act');
+    for (let i = 0; i < 100000; i++) g.node('Identity', [`c${i}`], [`c${i + 1}`]);
+    g.output('c100000');
+    let message = '';
+    try { analyzeModel(g.build()); } catch (err) { message = (err as Error).message; }
+    expect(message).toMatch(/is Relu node "act" \(reached via Identity #100000 \(unnamed\) ← .* … 99992 more … .* ← Identity #1 \(unnamed\)\)/);
+    expect(message.length).toBeLessThan(1000);
+  });
+});
+
+describe('summed heads: the Add of 1x1 convs at one resolution (LRASPP)', () => {
+  /** input → two backbone convs → two 1x1 classifiers → Add [→ Add third] → Resize → logits. */
+  function summed(o: { third?: 'conv' | 'relu'; classesB?: number } = {}): Uint8Array {
+    const g = new GraphBuilder(4);
+    g.input('input', [1, 3, 8, 8]);
+    g.randomInit('wa', [3, 3, 1, 1]);
+    g.node('Conv', ['input', 'wa'], ['low'], {}, 'low_backbone');
+    g.randomInit('wb', [2, 3, 1, 1]);
+    g.node('Conv', ['input', 'wb'], ['high'], {}, 'high_backbone');
+    g.randomInit('ka', [4, 3, 1, 1]);
+    g.randomInit('ba', [4]);
+    g.node('Conv', ['low', 'ka', 'ba'], ['za'], {}, 'low_classifier');
+    g.randomInit('kb', [o.classesB ?? 4, 2, 1, 1]);
+    g.randomInit('bb', [o.classesB ?? 4]);
+    g.node('Conv', ['high', 'kb', 'bb'], ['zb'], {}, 'high_classifier');
+    g.node('Add', ['za', 'zb'], ['sum'], {}, 'add');
+    let last = 'sum';
+    if (o.third === 'conv') {
+      g.randomInit('kc', [4, 3, 1, 1]);
+      g.node('Conv', ['input', 'kc'], ['zc'], {}, 'third_classifier');
+      g.node('Add', ['sum', 'zc'], ['sum2'], {}, 'add2');
+      last = 'sum2';
+    } else if (o.third === 'relu') {
+      g.node('Relu', ['low'], ['r'], {}, 'relu');
+      g.node('Add', ['sum', 'r'], ['sum2'], {}, 'add2');
+      last = 'sum2';
+    }
+    g.initializer(floatTensor('scales', [4], [1, 1, 2, 2]));
+    g.node('Resize', [last, '', 'scales'], ['logits'], { mode: 'linear' }, 'resize_1');
+    g.output('logits');
+    return g.build();
+  }
+
+  test('branches, K side by side, summed bias, and the exposed tensors reproduce the sum', async () => {
+    const bytes = summed();
+    const a = analyzeModel(bytes);
+    expect(a.branches.map((b) => [b.name, b.input, b.channels])).toEqual([['low_classifier', 'low', 3], ['high_classifier', 'high', 2]]);
+    expect(a.sum?.name).toBe('add');
+    expect(a.logitsTensor).toBe('sum');
+    expect(a.featureChannels).toBe(5);
+    const out = await run(exposeFeatures(bytes, a), randomInput([1, 3, 8, 8]), ['low', 'high', 'sum']);
+    const [low, high] = [out.low!.data as Float32Array, out.high!.data as Float32Array];
+    const phi = new Float32Array(5 * 64);
+    phi.set(low, 0);
+    phi.set(high, 3 * 64);
+    expect(maxAbsDiff(conv1x1(a.kernel, a.bias, phi, [1, 5, 8, 8]), out.sum!.data as Float32Array)).toBeLessThan(1e-5);
+    expect(analyzeModel(summed({ third: 'conv' })).branches).toHaveLength(3);
+  });
+
+  test('a sum with anything but 1x1 convs, or of different class counts, is refused by name; pgn2 and a features output too', () => {
+    expectModelError(() => analyzeModel(summed({ third: 'relu' })), /final layer of output "logits" is Add node "add2" \(reached via Resize "resize_1"\), which adds Relu node "relu": pgn-ood takes a sum only of 1x1 convs/);
+    expectModelError(() => analyzeModel(summed({ classesB: 3 })), /which adds 1x1 convs with different numbers of classes \(4, 3\)/);
+    expectModelError(() => analyzeModel(summed(), { secondLayer: true }), /the logits are the sum of 2 1x1 convs \(Add node "add"\): pgn2 scores need a single final conv/);
   });
 });

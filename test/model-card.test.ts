@@ -17,7 +17,7 @@ function validCard(): ModelCard {
     outputs: { logits: 'logits' },
     classes: CLASSES.map((name, i) => ({ name, color: [i * 40, 64, 128] as [number, number, number] })),
     recommended: { score: 'pgn-oh:p=0.5', threshold: 1.23 },
-    calibration: { score: 'pgn-oh:p=0.5', fpr: 0.05, threshold: 1.5 },
+    calibration: { score: 'pgn-oh:p=0.5', fpr: 0.05, threshold: 1.5, images: 10, pixels: 2560, date: '2026-12-04T15:00:00.000Z', version: '0.1.0' },
     metrics: { anything: { nested: [1, 2] } },
   };
 }
@@ -68,7 +68,7 @@ describe('loadModelCard', () => {
     ['colour out of range', (c) => (c.classes[2].color = [300, 0, 0]), /classes\[2\]\.color\[0\] must be <= 255 \(got 300\)/],
     ['scale as a string', (c) => (c.input.scale = '255'), /input\.scale must be number \(got "255"\)/],
     ['stretch without a height', (c) => delete c.input.height, /input\.height is missing/],
-    ['fpr out of (0, 1)', (c) => (c.calibration.fpr = 5), /calibration\.fpr must be < 1 \(got 5\)/],
+    ['fpr out of [0, 1]', (c) => (c.calibration.fpr = 5), /calibration\.fpr must be <= 1 \(got 5\)/],
     ['recommended without threshold', (c) => delete c.recommended.threshold, /recommended\.threshold is missing/],
   ];
 

@@ -70,12 +70,12 @@ describe('second-layer surgery on supported heads', () => {
     const input = new ort.Tensor('float32', Float32Array.from({ length: 3 * H * W }, rand), [1, 3, H, W]);
     let out: Record<string, ort.Tensor>;
     try {
-      out = await session.run({ input }, [a.conv.output, a.featuresTensor, sl.inputTensor, 'logits']);
+      out = await session.run({ input }, [a.conv.output, a.featureTensors[0], sl.inputTensor, 'logits']);
     } finally {
       await session.release();
     }
     const x = out.x!.data as Float32Array;
-    const phi = out[a.featuresTensor]!;
+    const phi = out[a.featureTensors[0]]!;
     const z = out[a.conv.output]!;
     // the exposed x and the geometry read from the graph reproduce φ and z in float64
     const fw = forward(head, x);

@@ -7,6 +7,8 @@ import { Command } from 'commander';
 import { loadAddon } from '../addon';
 import { PgnError } from '../common/errors';
 import { benchCommand } from './bench';
+import { calibrateCommand } from './calibrate';
+import { cardCommand } from './card';
 import { evalCommand } from './eval';
 import { inspectCommand } from './inspect';
 import { scoreCommand } from './score';
@@ -22,6 +24,8 @@ export function buildProgram(): Command {
     // The addon is loaded before any command runs, so a missing or broken build is one clear line.
     .hook('preAction', () => void loadAddon());
   program.addCommand(inspectCommand());
+  program.addCommand(cardCommand());
+  program.addCommand(calibrateCommand());
   program.addCommand(scoreCommand());
   program.addCommand(evalCommand());
   program.addCommand(benchCommand());

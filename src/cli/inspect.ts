@@ -1,10 +1,11 @@
 /** `pgn inspect`: what graph surgery finds in a model, and optionally the patched model itself. */
+import path from 'node:path';
 import { Command } from 'commander';
 import { ModelError } from '../common/errors';
 import { writeFileAtomic } from '../common/files';
 import { readRegularFile } from '../common/read-file';
 import { analyzeModel, exposeFeatures, ModelAnalysis } from '../model/graph-surgery';
-import { loadModelCard } from '../model/model-card';
+import { loadModelCard, uncheckedWarnings } from '../model/model-card';
 
 interface InspectOptions {
   export?: string;
@@ -24,10 +25,11 @@ export function inspectCommand(): Command {
       const bytes = await readRegularFile(modelPath).catch((err: Error) => {
         throw new ModelError(`${modelPath}: cannot read the model (${err.message})`, { cause: err });
       });
-      const analysis = analyzeModel(bytes, { logitsOutput: card.outputs?.logits, featuresOutput: card.outputs?.features, source: modelPath, secondLayer: opts.secondLayer });
+      const analysis = analyzeModel(bytes, { logitsOutput: card.outputs?.logits, featuresOutput: card.outputs?.features, source: modelPath, modelDir: path.dirname(modelPath), secondLayer: opts.secondLayer });
       const patched = exposeFeatures(bytes, analysis);
-      const findings = describe(analysis, modelPath, cardPath, card.classes.map((c) => c.name));
+      const findings = { ...describe(analysis, modelPath, cardPath, card.classes.map((c) => c.name)), warnings: uncheckedWarnings(card) };
       process.stdout.write(opts.json ? `${JSON.stringify(findings, null, 2)}\n` : text(findings));
+      for (const w of findings.warnings) process.stderr.write(`pgn inspect: warning: ${w}\n`);
       if (opts.export) {
         await writeFileAtomic(opts.export, patched);
         process.stdout.write(`patched model written to ${opts.export}\n`);
@@ -36,7 +38,7 @@ export function inspectCommand(): Command {
 }
 
 function describe(a: ModelAnalysis, modelPath: string, cardPath: string | null, classNames: string[]) {
-  const added = [a.featuresAlreadyOutput ? null : a.featuresTensor, a.convOutputIsOutput ? null : a.conv.output].filter((x): x is string => x !== null);
+  const added = [...a.featureTensors, a.logitsTensor].filter((t) => !a.outputs.includes(t));
   if (a.secondLayer && !a.secondLayer.inputAlreadyOutput && !a.secondLayer.inputIsModelInput) added.push(a.secondLayer.inputTensor);
   return {
     model: modelPath,
@@ -46,6 +48,7 @@ function describe(a: ModelAnalysis, modelPath: string, cardPath: string | null, 
     classNames,
     featureChannels: a.featureChannels,
     finalConv: { name: a.conv.name, input: a.conv.input, output: a.conv.output, weight: a.conv.weight, bias: a.conv.bias },
+    ...(a.sum ? { summedHead: { add: a.sum.name, output: a.logitsTensor, branches: a.branches.map((b) => ({ name: b.name, input: b.input, channels: b.channels })) } } : {}),
     betweenConvAndOutput: a.chain,
     logitsOutput: a.logitsOutput,
     outputs: a.outputs,
@@ -66,6 +69,7 @@ function text(f: ReturnType<typeof describe>): string {
     `outputs:          ${f.outputs.join(', ')}`,
     `surgery adds:     ${f.addedOutputs.length ? f.addedOutputs.join(', ') : '(nothing: already outputs)'}`,
   ];
+  if (f.summedHead) lines.push(`summed head:      Add "${f.summedHead.add}" of ${f.summedHead.branches.map((b) => `"${b.name}" (${b.input}, ${b.channels} ch)`).join(' + ')}: features concatenated`);
   if (f.secondLayer) lines.push(`second layer:     conv "${f.secondLayer.conv}"${f.secondLayer.batchNorm ? ` → BatchNorm "${f.secondLayer.batchNorm}"` : ''} → ${f.secondLayer.activation}, input ${f.secondLayer.input}`);
   return `${lines.join('\n')}\n`;
 }

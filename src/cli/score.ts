@@ -127,7 +127,7 @@ async function segmentsWanted(opts: ScoreCommandOptions): Promise<boolean> {
   const { card } = await loadModelCard(opts.model ?? DEMO_MODEL);
   const first = opts.score?.[0] ?? card.recommended?.score ?? `pgn-oh:p=${DEFAULT_P}`;
   if (card.recommended && scoreLabel(card.recommended.score) === scoreLabel(first)) return true;
-  process.stderr.write(`pgn score: no segments: the model card recommends no threshold for ${scoreLabel(first)}; give --threshold to get them\n`);
+  process.stderr.write(`pgn score: no segments: the model card recommends no threshold for ${scoreLabel(first)}; give --threshold, or choose one with "pgn calibrate --model MODEL --score ${scoreLabel(first)} IMAGES..."\n`);
   return false;
 }
 

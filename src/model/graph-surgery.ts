@@ -7,6 +7,7 @@ import { ModelError } from '../common/errors';
 import type { ActivationInfo, SecondLayerInfo } from '../scoring/second-layer';
 import {
   attribute,
+  checkExternalData,
   decodeModel,
   intAttribute,
   intsAttribute,
@@ -27,6 +28,11 @@ export interface AnalyzeOptions {
   /** Name of the model in error messages (e.g. its path). */
   source?: string;
   /**
+   * The model's folder: weights stored as external data are read from files there (only the final
+   * conv's), and every external location must stay inside it. Without it, external weights are a ModelError.
+   */
+  modelDir?: string;
+  /**
    * Also describe the second-to-last conv for the pgn2-* scores (analysis.secondLayer), and have
    * exposeFeatures expose its input. ModelError when the head is not conv → [BN] → act → final conv.
    */
@@ -39,10 +45,12 @@ export interface FinalConv {
   index: number;
   /** The conv's data input: the penultimate features φ [N,F,h,w]. */
   input: string;
-  /** The conv's output: the logits at feature resolution [N,C,h,w]. */
+  /** The conv's output: the logits at feature resolution [N,C,h,w] (one term of them in a summed head). */
   output: string;
   weight: string;
   bias: string | null;
+  /** F: the conv's input channels. */
+  channels: number;
 }
 
 export interface ModelAnalysis {
@@ -51,7 +59,18 @@ export interface ModelAnalysis {
   outputs: string[];
   /** The graph output the logits come out of. */
   logitsOutput: string;
+  /** The final conv (the first branch's in a summed head). */
   conv: FinalConv;
+  /**
+   * Every final conv: [conv], or the branches of a head that sums 1x1 convs at one resolution
+   * (torchvision LRASPP). K is their kernels side by side and φ their inputs concatenated over
+   * channels, which makes Σ_b ‖φ_b‖_p^p one feature norm (docs/models.md, "Summed heads").
+   */
+  branches: FinalConv[];
+  /** The Add node summing the branches, or null. */
+  sum: { name: string; index: number } | null;
+  /** Tensor to fetch for the logits at feature resolution: the conv's output, or the sum's. */
+  logitsTensor: string;
   /** Op types between the conv and the logits output, conv side first (e.g. ['Resize']). */
   chain: string[];
   numClasses: number;
@@ -61,8 +80,8 @@ export interface ModelAnalysis {
   bias: Float32Array | null;
   /** ONNX element type of the conv's tensors (float, or float16 in half-precision models). */
   elemType: number;
-  /** Tensor to fetch for φ: the conv's input, or the model's own features output (opts.featuresOutput). */
-  featuresTensor: string;
+  /** Tensors to fetch for φ, concatenated over channels in this order: the convs' inputs, or the model's own features output (opts.featuresOutput). */
+  featureTensors: string[];
   featuresAlreadyOutput: boolean;
   convOutputIsOutput: boolean;
   /** The second-to-last conv, when asked for (opts.secondLayer). */
@@ -71,6 +90,9 @@ export interface ModelAnalysis {
 
 /** Ops that move or resample the logits without changing what they are; walked back through. */
 const PASS_THROUGH = new Set(['Resize', 'Upsample', 'Transpose', 'Reshape', 'Identity', 'Cast']);
+
+/** Ops that pass φ on unchanged at inference: between the activation and the final conv, or between φ and a features output. */
+const FEATURE_PASS = new Set(['Identity', 'Dropout', 'Cast']);
 
 const NEED = 'pgn-ood needs a 1x1 Conv with group 1 producing the logits';
 
@@ -88,7 +110,9 @@ interface ConstTensor {
 
 type ConvCheck = { ok: true; weight: ConstTensor } | { ok: false; detail: string };
 
-type Trace = { ok: true; conv: number; weight: ConstTensor; via: number[] } | { ok: false; reason: string };
+type Head = { conv: number; weight: ConstTensor };
+
+type Trace = { ok: true; heads: Head[]; sum: number | null; via: number[] } | { ok: false; reason: string };
 
 /** Index of one graph: who produces each tensor, and the constants. */
 class ModelGraph {
@@ -100,11 +124,23 @@ class ModelGraph {
   constructor(
     readonly graph: onnx.IGraphProto,
     readonly source: string,
+    readonly modelDir?: string,
   ) {
     this.nodes = graph.node ?? [];
     this.outputs = (graph.output ?? []).map((o) => o.name ?? '');
     this.nodes.forEach((n, i) => (n.output ?? []).forEach((t) => t && this.producers.set(t, i)));
     for (const t of graph.initializer ?? []) this.initializers.set(t.name ?? '', t);
+  }
+
+  /** The tensor a chain of Identity/Dropout/Cast nodes ending in `tensor` starts from (the tensor itself if none). */
+  passThroughSource(tensor: string): string {
+    const seen = new Set<number>();
+    for (;;) {
+      const index = this.producers.get(tensor);
+      if (index === undefined || seen.has(index) || !FEATURE_PASS.has(this.nodes[index]!.opType ?? '')) return tensor;
+      seen.add(index);
+      tensor = this.nodes[index]!.input?.[0] ?? '';
+    }
   }
 
   error(message: string): ModelError {
@@ -128,45 +164,94 @@ class ModelGraph {
     return inputs[0]!;
   }
 
-  /** A constant tensor by name: an initializer or a Constant node, possibly behind Identity or Cast. */
-  constant(name: string, depth = 0): ConstTensor | null {
-    const init = this.initializers.get(name);
-    if (init) return { tensor: init };
-    const index = this.producers.get(name);
-    if (index === undefined || depth > this.nodes.length) return null;
-    const node = this.nodes[index]!;
-    if (node.opType === 'Constant') {
-      const t = attribute(node, 'value')?.t;
-      return t ? { tensor: t } : null;
+  /**
+   * A constant tensor by name: an initializer or a Constant node, possibly behind Identity or Cast.
+   * Iterative (a long Identity chain must not overflow the stack); each node is visited once.
+   */
+  constant(name: string): ConstTensor | null {
+    let castTo: number | undefined;
+    const seen = new Set<number>();
+    for (let tensor = name; ;) {
+      const init = this.initializers.get(tensor);
+      if (init) return { tensor: init, castTo };
+      const index = this.producers.get(tensor);
+      if (index === undefined || seen.has(index)) return null;
+      seen.add(index);
+      const node = this.nodes[index]!;
+      if (node.opType === 'Constant') {
+        const t = attribute(node, 'value')?.t;
+        return t ? { tensor: t, castTo } : null;
+      }
+      if (node.opType !== 'Identity' && node.opType !== 'Cast') return null;
+      // the Cast closest to the consumer decides the type the conv sees
+      if (node.opType === 'Cast' && castTo === undefined) castTo = intAttribute(node, 'to');
+      tensor = node.input?.[0] ?? '';
     }
-    if (node.opType !== 'Identity' && node.opType !== 'Cast') return null;
-    const inner = this.constant(node.input?.[0] ?? '', depth + 1);
-    if (!inner || node.opType === 'Identity') return inner;
-    return { tensor: inner.tensor, castTo: intAttribute(node, 'to') };
   }
 
-  /** Walks back from a graph output to the node computing the logits; says why when it is unusable. */
+  /** Walks back from a graph output to the node computing the logits; says why when it is unusable. Linear in the chain's length. */
   trace(output: string): Trace {
     const via: number[] = [];
-    let tensor = output;
-    for (;;) {
+    const seen = new Set<number>();
+    // built only for an error message: joining the whole chain at every step would be quadratic
+    const reached = (): string => {
+      if (!via.length) return '';
+      const shown = via.length <= 8 ? via.map((i) => this.label(i)) : [...via.slice(0, 4).map((i) => this.label(i)), `… ${via.length - 8} more …`, ...via.slice(-4).map((i) => this.label(i))];
+      return ` (reached via ${shown.join(' ← ')})`;
+    };
+    for (let tensor = output; ;) {
       const index = this.producers.get(tensor);
-      const reached = via.length ? ` (reached via ${via.map((i) => this.label(i)).join(' ← ')})` : '';
       if (index === undefined) {
         const what = this.initializers.has(tensor) ? 'a constant' : 'not computed by any node';
-        return { ok: false, reason: `output "${output}" traces back to tensor "${tensor}", which is ${what}${reached}: ${NEED}` };
+        return { ok: false, reason: `output "${output}" traces back to tensor "${tensor}", which is ${what}${reached()}: ${NEED}` };
       }
       const node = this.nodes[index]!;
-      if (PASS_THROUGH.has(node.opType ?? '') && !via.includes(index)) {
+      if (PASS_THROUGH.has(node.opType ?? '') && !seen.has(index)) {
+        seen.add(index);
         via.push(index);
         tensor = node.input?.[0] ?? '';
         continue;
       }
       const check = this.checkConv(node);
-      if (check.ok) return { ok: true, conv: index, weight: check.weight, via: via.reverse() };
+      if (check.ok) return { ok: true, heads: [{ conv: index, weight: check.weight }], sum: null, via: via.reverse() };
+      if (node.opType === 'Add') {
+        const sum = this.summedHeads(index);
+        if (sum.ok) return { ok: true, heads: sum.heads, sum: index, via: via.reverse() };
+        return { ok: false, reason: `final layer of output "${output}" is ${this.label(index, true)}${reached()}, ${sum.reason}` };
+      }
       const hint = HINTS[node.opType ?? ''] ?? NEED;
-      return { ok: false, reason: `final layer of output "${output}" is ${this.label(index, true)}${check.detail}${reached}: ${hint}` };
+      return { ok: false, reason: `final layer of output "${output}" is ${this.label(index, true)}${check.detail}${reached()}: ${hint}` };
     }
+  }
+
+  /**
+   * A tree of Add nodes whose every leaf is a usable 1x1 conv with the same number of classes (LRASPP:
+   * low_classifier(x_low) + high_classifier(x_high)). Iterative; each node visited once.
+   */
+  private summedHeads(root: number): { ok: true; heads: Head[] } | { ok: false; reason: string } {
+    const heads: Head[] = [];
+    const seen = new Set<number>([root]);
+    const stack = [...(this.nodes[root]!.input ?? [])].reverse();
+    while (stack.length) {
+      const tensor = stack.pop()!;
+      const index = this.producers.get(tensor);
+      const node = index === undefined ? undefined : this.nodes[index]!;
+      if (index !== undefined && node!.opType === 'Add' && !seen.has(index)) {
+        seen.add(index);
+        stack.push(...[...(node!.input ?? [])].reverse());
+        continue;
+      }
+      const check = node ? this.checkConv(node) : { ok: false as const, detail: '' };
+      if (!check.ok || seen.has(index!)) {
+        const what = index === undefined ? `"${tensor}", which no node computes` : `${this.label(index, true)}${check.ok ? '' : check.detail}`;
+        return { ok: false, reason: `which adds ${what}: pgn-ood takes a sum only of 1x1 convs (group 1) at one resolution, e.g. LRASPP's low_classifier + high_classifier` };
+      }
+      seen.add(index!);
+      heads.push({ conv: index!, weight: check.weight });
+    }
+    const classes = heads.map((h) => tensorDims(h.weight.tensor)[0]);
+    if (new Set(classes).size > 1) return { ok: false, reason: `which adds 1x1 convs with different numbers of classes (${classes.join(', ')})` };
+    return { ok: true, heads };
   }
 
   /** Is this node a usable final conv: 1x1 kernel, group 1, stride 1, no padding, constant weight? */
@@ -219,49 +304,103 @@ function pickLogitsOutput(g: ModelGraph, wanted: string | undefined): { output: 
 /** Reads the model and describes its final 1x1 conv. Throws ModelError when it has none usable. */
 export function analyzeModel(bytes: Uint8Array, opts: AnalyzeOptions = {}): ModelAnalysis {
   const source = opts.source ?? 'model';
-  const g = new ModelGraph(decodeModel(bytes, source).graph!, source);
+  const g = new ModelGraph(decodeModel(bytes, source).graph!, source, opts.modelDir);
+  if (opts.modelDir !== undefined) checkExternalData(g.graph, opts.modelDir, source);
   const input = g.input();
   const { output, trace } = pickLogitsOutput(g, opts.logitsOutput);
-  const node = g.nodes[trace.conv]!;
-  const weightName = node.input![1]!;
-  const biasName = node.input?.[2] || null;
-  const [numClasses, featureChannels] = tensorDims(trace.weight.tensor) as [number, number];
-  const kernel = tensorToFloat32(trace.weight.tensor, `${source}: weight "${weightName}" of the final conv`);
-  const conv: FinalConv = {
-    name: node.name ?? '',
-    index: trace.conv,
-    input: node.input![0]!,
-    output: node.output![0]!,
-    weight: weightName,
-    bias: biasName,
-  };
-  if (opts.featuresOutput !== undefined && !g.outputs.includes(opts.featuresOutput)) {
-    throw g.error(`the model has no output "${opts.featuresOutput}" (named as the features output); its outputs are ${g.outputs.map((o) => `"${o}"`).join(', ')}`);
+  const branches = trace.heads.map((h) => finalConv(g, h));
+  const conv = branches[0]!;
+  const numClasses = tensorDims(trace.heads[0]!.weight.tensor)[0]!;
+  const featureChannels = branches.reduce((a, b) => a + b.channels, 0);
+  const sum = trace.sum === null ? null : { name: g.nodes[trace.sum]!.name ?? '', index: trace.sum };
+  if (sum && (opts.featuresOutput !== undefined || opts.secondLayer)) {
+    throw g.error(`the logits are the sum of ${branches.length} 1x1 convs (${g.label(sum.index, true)}): ${opts.secondLayer ? 'pgn2 scores need a single final conv' : 'a features output (outputs.features) names one tensor; leave it out, the branches\' inputs are exposed by surgery'}`);
   }
-  const featuresTensor = opts.featuresOutput ?? conv.input;
+  if (opts.featuresOutput !== undefined) checkFeaturesOutput(g, opts.featuresOutput, conv);
+  const featureTensors = opts.featuresOutput !== undefined ? [opts.featuresOutput] : branches.map((b) => b.input);
+  const logitsTensor = sum ? g.nodes[sum.index]!.output![0]! : conv.output;
   const analysis: ModelAnalysis = {
     input: { name: input.name ?? '', shape: dimsOf(input), elemType: input.type?.tensorType?.elemType ?? 0 },
     outputs: g.outputs,
     logitsOutput: output,
     conv,
+    branches,
+    sum,
+    logitsTensor,
     chain: trace.via.map((i) => g.nodes[i]!.opType ?? ''),
     numClasses,
     featureChannels,
-    kernel,
-    bias: biasName ? readBias(g, biasName, numClasses) : null,
-    elemType: trace.weight.castTo ?? trace.weight.tensor.dataType ?? onnx.TensorProto.DataType.FLOAT,
-    featuresTensor,
-    featuresAlreadyOutput: g.outputs.includes(featuresTensor),
-    convOutputIsOutput: g.outputs.includes(conv.output),
+    kernel: sideBySide(trace.heads.map((h, i) => tensorToFloat32(h.weight.tensor, `${source}: weight "${branches[i]!.weight}" of the final conv`, g.modelDir)), numClasses),
+    bias: summedBias(g, branches, numClasses),
+    elemType: trace.heads[0]!.weight.castTo ?? trace.heads[0]!.weight.tensor.dataType ?? onnx.TensorProto.DataType.FLOAT,
+    featureTensors,
+    featuresAlreadyOutput: featureTensors.every((t) => g.outputs.includes(t)),
+    convOutputIsOutput: g.outputs.includes(logitsTensor),
   };
   if (opts.secondLayer) analysis.secondLayer = traceSecondLayer(g, analysis);
   return analysis;
 }
 
+/**
+ * A features output named by the card must be φ itself: the final conv's input, or the same tensor
+ * through Identity/Dropout/Cast. Anything else (the conv's output, a pre-activation) would be
+ * scored silently as if it were φ.
+ */
+function checkFeaturesOutput(g: ModelGraph, name: string, conv: FinalConv): void {
+  if (!g.outputs.includes(name)) {
+    throw g.error(`the model has no output "${name}" (named as the features output); its outputs are ${g.outputs.map((o) => `"${o}"`).join(', ')}`);
+  }
+  const wrong = `the features output "${name}"`;
+  if (g.passThroughSource(name) !== g.passThroughSource(conv.input)) {
+    throw g.error(`${wrong} is not the input of the final conv ${g.label(conv.index, true)} ("${conv.input}") but comes from ${describe(g, name)}: name the conv's input as the features output, or leave outputs.features out`);
+  }
+  const info = (g.graph.output ?? []).find((o) => o.name === name);
+  const channels = info ? dimsOf(info)[1] : undefined;
+  if (typeof channels === 'number' && channels >= 0 && channels !== conv.channels) {
+    throw g.error(`${wrong} has ${channels} channels, but the final conv's kernel takes ${conv.channels}`);
+  }
+}
+
+function finalConv(g: ModelGraph, head: Head): FinalConv {
+  const node = g.nodes[head.conv]!;
+  return {
+    name: node.name ?? '',
+    index: head.conv,
+    input: node.input![0]!,
+    output: node.output![0]!,
+    weight: node.input![1]!,
+    bias: node.input?.[2] || null,
+    channels: tensorDims(head.weight.tensor)[1]!,
+  };
+}
+
+/** The branches' kernels [C,F_b] side by side: K = [K_1 | K_2 | …] as [C, ΣF_b] row-major. */
+function sideBySide(kernels: Float32Array[], numClasses: number): Float32Array {
+  if (kernels.length === 1) return kernels[0]!;
+  const widths = kernels.map((k) => k.length / numClasses);
+  const F = widths.reduce((a, b) => a + b, 0);
+  const out = new Float32Array(numClasses * F);
+  for (let c = 0; c < numClasses; c++) {
+    let at = c * F;
+    kernels.forEach((k, b) => {
+      out.set(k.subarray(c * widths[b]!, (c + 1) * widths[b]!), at);
+      at += widths[b]!;
+    });
+  }
+  return out;
+}
+
+/** The bias of the logits: the sum of the branches' biases (null when none has one). */
+function summedBias(g: ModelGraph, branches: FinalConv[], numClasses: number): Float32Array | null {
+  const biases = branches.filter((b) => b.bias !== null).map((b) => readBias(g, b.bias!, numClasses));
+  if (biases.length <= 1) return biases[0] ?? null;
+  return Float32Array.from({ length: numClasses }, (_, c) => biases.reduce((a, b) => a + b[c]!, 0));
+}
+
 function readBias(g: ModelGraph, name: string, numClasses: number): Float32Array {
   const bias = g.constant(name);
   if (!bias) throw g.error(`the bias "${name}" of the final conv is not a constant`);
-  const values = tensorToFloat32(bias.tensor, `${g.source}: bias "${name}" of the final conv`);
+  const values = tensorToFloat32(bias.tensor, `${g.source}: bias "${name}" of the final conv`, g.modelDir);
   if (values.length !== numClasses) {
     throw g.error(`the bias "${name}" of the final conv has ${values.length} values for ${numClasses} classes`);
   }
@@ -281,8 +420,11 @@ function readBias(g: ModelGraph, name: string, numClasses: number): Float32Array
 export function exposeFeatures(bytes: Uint8Array, analysis: ModelAnalysis): Uint8Array {
   const graph = decodeModel(bytes).graph!;
   const wanted: [string, number][] = [];
-  if (!analysis.featuresAlreadyOutput) wanted.push([analysis.conv.input, analysis.featureChannels]);
-  if (!analysis.convOutputIsOutput) wanted.push([analysis.conv.output, analysis.numClasses]);
+  analysis.branches.forEach((b, i) => {
+    const tensor = analysis.featureTensors[i] ?? b.input;
+    if (!analysis.outputs.includes(tensor)) wanted.push([tensor, b.channels]);
+  });
+  if (!analysis.convOutputIsOutput) wanted.push([analysis.logitsTensor, analysis.numClasses]);
   const second = analysis.secondLayer;
   const exposeX = second !== undefined && !second.inputAlreadyOutput && !second.inputIsModelInput;
   if (wanted.length === 0 && !exposeX) return bytes;
@@ -372,9 +514,6 @@ export interface SecondLayerAnalysis {
   inputIsModelInput: boolean;
 }
 
-/** Between the activation and the final conv: ops that pass φ on unchanged at inference. */
-const FEATURE_PASS = new Set(['Identity', 'Dropout', 'Cast']);
-
 const ACTIVATIONS = 'Relu, LeakyRelu, Clip (e.g. ReLU6) or PRelu';
 
 /** Smooth activations whose derivative cannot be read from their output alone. */
@@ -395,7 +534,7 @@ function constantValues(g: ModelGraph, node: number, input: number, what: string
   const name = g.nodes[node]!.input?.[input] ?? '';
   const c = g.constant(name);
   if (!c) throw g.error(`${what} of ${g.label(node, true)} ("${name}") is not a constant: pgn2 scores need it as a number`);
-  return tensorToFloat32(c.tensor, `${g.source}: ${what} "${name}" of ${g.label(node, true)}`);
+  return tensorToFloat32(c.tensor, `${g.source}: ${what} "${name}" of ${g.label(node, true)}`, g.modelDir);
 }
 
 function readActivation(g: ModelGraph, index: number, channels: number): ActivationInfo {

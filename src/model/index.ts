@@ -7,5 +7,5 @@ export { ModelSession, cudaAvailable, MAX_INTRA_OP_THREADS } from './session';
 export type { ExecutionProvider, SessionOptions, SessionOutputs } from './session';
 export { analyzeModel, exposeFeatures } from './graph-surgery';
 export type { ModelAnalysis, SecondLayerAnalysis } from './graph-surgery';
-export { loadModelCard, parseModelCard, checkCardAgainstModel, modelCardSchema } from './model-card';
-export type { ModelCard, ModelCardInput } from './model-card';
+export { loadModelCard, parseModelCard, checkCardAgainstModel, modelCardSchema, starterModelCard, recordCalibration, uncheckedWarnings, UNCHECKED_FIELDS } from './model-card';
+export type { ModelCard, ModelCardInput, CalibrationRecord, UncheckedField } from './model-card';

@@ -9,6 +9,7 @@ import { promises as fs } from 'fs';
 import * as path from 'path';
 import { ModelCardError, ModelError } from '../common/errors';
 import { notRegular, readRegularFile } from '../common/read-file';
+import { writeFileAtomic } from '../common/files';
 import { analyzeModel, ModelAnalysis } from './graph-surgery';
 
 export type Triple = [number, number, number];
@@ -39,9 +40,36 @@ export interface ModelCard {
   outputs?: { logits?: string; features?: string };
   classes: { name: string; color: Triple }[];
   recommended?: { score: string; threshold: number };
-  calibration?: { score: string; fpr: number; threshold: number };
+  calibration?: CalibrationRecord;
   metrics?: Record<string, unknown>;
+  /**
+   * Fields a person must still check (written by `pgn card init`, which can only guess them);
+   * `pgn inspect` warns while any is listed. Remove an entry once the value is verified.
+   */
+  unchecked?: UncheckedField[];
 }
+
+/** How `pgn calibrate` chose the recommended threshold. */
+export interface CalibrationRecord {
+  score: string;
+  threshold: number;
+  /** Unlabeled in-distribution images: the fraction of their pixels flagged at the threshold. */
+  fpr?: number;
+  /** Labeled data set: the objective maximized, and its value there. */
+  objective?: 'component-f1' | 'pixel-f1';
+  value?: number;
+  dataset?: string;
+  images: number;
+  pixels: number;
+  /** ISO 8601. */
+  date: string;
+  /** pgn-ood's version. */
+  version: string;
+}
+
+/** What a starter card can only guess: normalization, channel order and the class names. */
+export const UNCHECKED_FIELDS = ['input.scale', 'input.mean', 'input.std', 'input.channelOrder', 'classes'] as const;
+export type UncheckedField = (typeof UNCHECKED_FIELDS)[number];
 
 export interface LoadedModelCard {
   card: ModelCard;
@@ -107,13 +135,21 @@ export const modelCardSchema = {
     calibration: {
       type: 'object',
       additionalProperties: false,
-      required: ['score', 'fpr', 'threshold'],
+      required: ['score', 'threshold', 'images', 'pixels', 'date', 'version'],
       properties: {
         score: nonEmpty,
-        fpr: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 },
         threshold: { type: 'number' },
+        fpr: { type: 'number', minimum: 0, maximum: 1 },
+        objective: { enum: ['component-f1', 'pixel-f1'] },
+        value: { type: 'number' },
+        dataset: { type: 'string' },
+        images: { type: 'integer', minimum: 0 },
+        pixels: { type: 'integer', minimum: 0 },
+        date: nonEmpty,
+        version: nonEmpty,
       },
     },
+    unchecked: { type: 'array', uniqueItems: true, items: { enum: UNCHECKED_FIELDS } },
     // free-form: whatever the authors measured
     metrics: { type: 'object' },
   },
@@ -202,7 +238,7 @@ export async function loadModelCard(pathOrDir: string): Promise<LoadedModelCard>
   const bytes = await readRegularFile(modelPath).catch((err: Error) => {
     throw new ModelError(`${modelPath}: cannot read the model (${err.message})`, { cause: err });
   });
-  const analysis = analyzeModel(bytes, { source: modelPath });
+  const analysis = analyzeModel(bytes, { source: modelPath, modelDir: path.dirname(modelPath) });
   return { card: defaultModelCard(analysis, modelPath), cardPath: null, modelPath };
 }
 
@@ -223,6 +259,55 @@ export function defaultModelCard(analysis: ModelAnalysis, modelPath: string): Mo
     outputs: { logits: analysis.logitsOutput },
     classes: Array.from({ length: analysis.numClasses }, (_, i) => ({ name: `class${i}`, color: paletteColor(i) })),
   };
+}
+
+/**
+ * A starter card for `pgn card init`: the default card (what the model says: input name and size,
+ * class count, logits output) with placeholder names, and the guessed fields listed as unchecked.
+ * `cardDir` is where the card will live: the model path is written relative to it.
+ */
+export function starterModelCard(analysis: ModelAnalysis, modelPath: string, cardDir: string): ModelCard {
+  const card = defaultModelCard(analysis, modelPath);
+  const outputs = analysis.featuresAlreadyOutput && analysis.featureTensors.length === 1 ? { logits: analysis.logitsOutput, features: analysis.featureTensors[0]! } : { logits: analysis.logitsOutput };
+  return {
+    ...card,
+    description: `starter card written by pgn card init from ${path.basename(modelPath)}: check the fields listed in "unchecked", then remove them from the list`,
+    model: path.relative(cardDir, modelPath).split(path.sep).join('/'),
+    outputs,
+    unchecked: [...UNCHECKED_FIELDS],
+  };
+}
+
+/** Warnings for the fields a card still lists as unchecked (pgn inspect prints them). */
+export function uncheckedWarnings(card: ModelCard): string[] {
+  const why: Record<UncheckedField, string> = {
+    'input.scale': `scale ${card.input.scale} is a guess (pixels are divided by it before mean/std)`,
+    'input.mean': `mean [${card.input.mean.join(', ')}] is a guess (ImageNet's)`,
+    'input.std': `std [${card.input.std.join(', ')}] is a guess (ImageNet's)`,
+    'input.channelOrder': `channel order "${card.input.channelOrder}" is a guess`,
+    classes: `the ${card.classes.length} class names (and colours) are placeholders`,
+  };
+  return (card.unchecked ?? []).map((f) => `${f} unchecked: ${why[f]}; set it to what the model was trained with and remove "${f}" from "unchecked"`);
+}
+
+/** Writes a card as indented JSON with its colour and mean/std triples on one line each. */
+export function formatModelCard(card: ModelCard): string {
+  const json = JSON.stringify(card, null, 2);
+  return `${json.replace(/\[\s*(-?[\d.e+-]+),\s*(-?[\d.e+-]+),\s*(-?[\d.e+-]+)\s*\]/g, '[$1, $2, $3]')}\n`;
+}
+
+/**
+ * Makes a calibration the card's recommendation: sets `recommended` to its score and threshold and
+ * records it under `calibration`, keeping everything else in the card file as it is.
+ */
+export async function recordCalibration(cardPath: string, record: CalibrationRecord): Promise<ModelCard> {
+  if (!Number.isFinite(record.threshold)) {
+    throw new RangeError(`the calibrated threshold is ${record.threshold}: every pixel would be flagged (fpr 1?), nothing to recommend`);
+  }
+  const { card } = await readCardFile(cardPath);
+  const updated = parseModelCard({ ...card, recommended: { score: record.score, threshold: record.threshold }, calibration: record }, cardPath);
+  await writeFileAtomic(cardPath, formatModelCard(updated));
+  return updated;
 }
 
 /** The Pascal VOC colour map: distinct colours for the first 256 classes. */

@@ -11,7 +11,7 @@ import { BackendError, ModelError } from '../common/errors';
 import { readRegularFile } from '../common/read-file';
 import { analyzeModel, exposeFeatures, ModelAnalysis } from './graph-surgery';
 import { checkCardAgainstModel, loadModelCard, ModelCard } from './model-card';
-import { halfToFloat, onnx } from './onnx';
+import { floatToHalf, halfToFloat, onnx } from './onnx';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 
@@ -72,8 +72,11 @@ function chooseProviders(requested: ExecutionProvider[] | undefined): { provider
 
 async function createSession(bytes: Uint8Array, providers: ExecutionProvider[], threads: number | undefined, source: string): Promise<ort.InferenceSession> {
   // No spin-waiting of ONNX Runtime's threads after a run: the native scores run right after
-  // inference on the same cores, and spinning threads would take them.
-  const options: ort.InferenceSession.SessionOptions = { executionProviders: providers, extra: { session: { intra_op: { allow_spinning: '0' } } } };
+  // inference on the same cores, and spinning threads would take them. The patched model is handed
+  // over as bytes, so ONNX Runtime is told where its external data files are (the model's folder;
+  // analyzeModel has checked that every location stays inside it).
+  const session = { intra_op: { allow_spinning: '0' }, model_external_initializers_file_folder_path: path.dirname(source) };
+  const options: ort.InferenceSession.SessionOptions = { executionProviders: providers, extra: { session } };
   if (threads !== undefined) options.intraOpNumThreads = threads;
   // ONNX Runtime 1.30's telemetry, on by default on Linux, runs a recursive std::regex over
   // /proc/self/cmdline at the first session: ~25 KB of arguments (`pgn score photos/*.jpg`)
@@ -94,6 +97,12 @@ function toFloat32(t: ort.Tensor, name: string): Float32Array {
   if (t.type === 'float16' && t.data instanceof Uint16Array) return Float32Array.from(t.data, halfToFloat);
   if (t.type === 'float16' || t.type === 'float64') return Float32Array.from(t.data as ArrayLike<number>);
   throw new ModelError(`output "${name}" has type ${t.type}; a float tensor was expected`);
+}
+
+/** The batch as the model takes it: float32, or converted to float16 at the boundary (the scores stay float32). */
+function inputTensor(input: Float32Array, dims: readonly number[], elemType: number): ort.Tensor {
+  if (elemType !== onnx.TensorProto.DataType.FLOAT16) return new ort.Tensor('float32', input, [...dims]);
+  return new ort.Tensor('float16', Uint16Array.from(input, floatToHalf), [...dims]);
 }
 
 function checkInput(input: Float32Array, dims: readonly number[]): void {
@@ -155,12 +164,13 @@ export class ModelSession {
     const bytes = await readRegularFile(modelPath).catch((err: Error) => {
       throw new ModelError(`${modelPath}: cannot read the model (${err.message})`, { cause: err });
     });
-    const analysis = analyzeModel(bytes, { logitsOutput: card.outputs?.logits, featuresOutput: card.outputs?.features, source: modelPath, secondLayer: opts.secondLayer });
+    const analysis = analyzeModel(bytes, { logitsOutput: card.outputs?.logits, featuresOutput: card.outputs?.features, source: modelPath, modelDir: path.dirname(modelPath), secondLayer: opts.secondLayer });
     checkModelShapes(analysis, modelPath);
     checkCardAgainstModel(card, analysis, cardPath ?? modelPath);
-    if (analysis.input.elemType !== onnx.TensorProto.DataType.FLOAT) {
+    const { FLOAT, FLOAT16 } = onnx.TensorProto.DataType;
+    if (analysis.input.elemType !== FLOAT && analysis.input.elemType !== FLOAT16) {
       const type = onnx.TensorProto.DataType[analysis.input.elemType] ?? analysis.input.elemType;
-      throw new ModelError(`${modelPath}: the model's input "${analysis.input.name}" is ${type}; pgn-ood feeds float32 images`);
+      throw new ModelError(`${modelPath}: the model's input "${analysis.input.name}" is ${type}; pgn-ood feeds float32 or float16 images`);
     }
     const patched = exposeFeatures(bytes, analysis);
     let used = providers;
@@ -179,28 +189,53 @@ export class ModelSession {
   /** Runs a normalized NCHW batch; only the conv's output and input are fetched. */
   async run(input: Float32Array, dims: readonly [number, number, number, number]): Promise<SessionOutputs> {
     checkInput(input, dims);
-    const { conv, featuresTensor, secondLayer } = this.analysis;
-    const feeds = { [this.analysis.input.name]: new ort.Tensor('float32', input, [...dims]) };
+    const { logitsTensor, featureTensors, secondLayer } = this.analysis;
+    const feeds = { [this.analysis.input.name]: inputTensor(input, dims, this.analysis.input.elemType) };
     const x = secondLayer && !secondLayer.inputIsModelInput ? secondLayer.inputTensor : null;
     let out: ort.InferenceSession.ReturnType;
     try {
-      out = await this.session.run(feeds, [conv.output, featuresTensor, ...(x ? [x] : [])]);
+      out = await this.session.run(feeds, [logitsTensor, ...featureTensors, ...(x ? [x] : [])]);
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       throw new ModelError(`${this.modelPath}: inference failed for input [${dims.join(',')}] (${reason})`, { cause: err });
     }
-    const logits = out[conv.output]!;
-    const features = out[featuresTensor]!;
+    const logits = out[logitsTensor]!;
+    const features = this.features(featureTensors.map((name) => ({ name, tensor: out[name]! })));
     return {
-      logits: toFloat32(logits, conv.output),
+      logits: toFloat32(logits, logitsTensor),
       logitsDims: [...logits.dims],
-      features: toFloat32(features, featuresTensor),
-      featuresDims: [...features.dims],
+      ...features,
       ...(secondLayer ? {
         convInput: x ? toFloat32(out[x]!, x) : input,
         convInputDims: x ? [...out[x]!.dims] : [...dims],
       } : {}),
     };
+  }
+
+  /**
+   * φ [N,F,h,w]: the one features tensor, or a summed head's branch inputs concatenated over channels
+   * (they must share N, h and w: one resolution), checked against K's F.
+   */
+  private features(parts: { name: string; tensor: ort.Tensor }[]): { features: Float32Array; featuresDims: number[] } {
+    const F = this.featureChannels;
+    const names = parts.map((p) => `"${p.name}"`).join(', ');
+    const shapes = parts.map((p) => `[${p.tensor.dims.join(',')}]`).join(', ');
+    const [first] = parts;
+    const [N, , h, w] = first!.tensor.dims;
+    const ok = parts.every((p) => p.tensor.dims.length === 4 && p.tensor.dims[0] === N && p.tensor.dims[2] === h && p.tensor.dims[3] === w)
+      && parts.reduce((a, p) => a + p.tensor.dims[1]!, 0) === F;
+    if (!ok) throw new ModelError(`${this.modelPath}: the features ${names} came out as ${shapes}, but the final conv's kernel takes ${F} channels ([N,${F},h,w] expected${parts.length > 1 ? ', the branches at one resolution' : ''})`);
+    if (parts.length === 1) return { features: toFloat32(first!.tensor, first!.name), featuresDims: [...first!.tensor.dims] };
+    const plane = h! * w!;
+    const features = new Float32Array(N! * F * plane);
+    let channel = 0;
+    for (const p of parts) {
+      const data = toFloat32(p.tensor, p.name);
+      const Fb = p.tensor.dims[1]!;
+      for (let n = 0; n < N!; n++) features.set(data.subarray(n * Fb * plane, (n + 1) * Fb * plane), (n * F + channel) * plane);
+      channel += Fb;
+    }
+    return { features, featuresDims: [N!, F, h!, w!] };
   }
 
   async dispose(): Promise<void> {

@@ -214,7 +214,15 @@ export function thresholdAtFpr(scoreMaps: MapStack, inDistributionMasks: MaskSta
     values[j++] = Number.isNaN(v) ? -Infinity : v;
   }
   values.sort(); // numeric, ascending
-  // fpr·n carries the rounding of fpr and of the product: 0.29·100 = 28.999999999999996 must give 29.
-  const k = Math.min(n, Math.floor(fpr * n * (1 + 4 * Number.EPSILON)));
+  const k = flaggedAtFpr(n, fpr);
   return k >= n ? -Infinity : values[n - 1 - k];
+}
+
+/**
+ * thresholdAtFpr's k: how many of n in-distribution pixels may be flagged at `fpr` (the threshold is
+ * the (k+1)-th largest score, −Infinity when k = n). Shared with the streaming calibration.
+ */
+export function flaggedAtFpr(n: number, fpr: number): number {
+  // fpr·n carries the rounding of fpr and of the product: 0.29·100 = 28.999999999999996 must give 29.
+  return Math.min(n, Math.floor(fpr * n * (1 + 4 * Number.EPSILON)));
 }

@@ -76,8 +76,8 @@ export class GraphBuilder {
     this.rand = random(seed);
   }
 
-  input(name: string, shape: Dim[]): this {
-    this.inputs.push(valueInfo(name, shape));
+  input(name: string, shape: Dim[], elemType: number = DT.FLOAT): this {
+    this.inputs.push(valueInfo(name, shape, elemType));
     return this;
   }
 
@@ -150,6 +150,8 @@ export interface SegModelOptions {
   outputs?: string[];
   /** Record shapes of intermediate tensors in value_info, as some exporters do. */
   withValueInfo?: boolean;
+  /** The model's opset (default 13). */
+  opset?: number;
   classes?: number;
   features?: number;
 }
@@ -182,11 +184,11 @@ export function buildSegModel(o: SegModelOptions = {}): { bytes: Uint8Array; ker
   if (half) g.node('Cast', ['feat'], ['feat_h'], { to: DT.FLOAT16 }, 'to_half');
   g.node('Conv', [half ? 'feat_h' : 'feat', ...inputs], [half ? 'conv_out_h' : convOut], { kernel_shape: [1, 1] }, o.finalConvName ?? 'classifier.4');
   if (half) g.node('Cast', ['conv_out_h'], [convOut], { to: DT.FLOAT }, 'to_float');
-  addHead(g, head, C);
+  addHead(g, head, C, o.opset ?? 13);
   if (o.withValueInfo) g.valueInfo('feat', ['N', F, 'h', 'w']).valueInfo(convOut, ['N', C, 'h', 'w']);
   const outShape = o.dynamic || head !== 'resize-scales' ? undefined : [1, C, 16, 16];
   for (const name of o.outputs ?? ['logits']) g.output(name, name === 'logits' ? outShape : undefined);
-  return { bytes: g.build(), kernel, bias };
+  return { bytes: g.build(o.opset), kernel, bias };
 }
 
 function finalConvWeights(g: GraphBuilder, C: number, F: number, o: SegModelOptions) {
@@ -210,15 +212,19 @@ function finalConvWeights(g: GraphBuilder, C: number, F: number, o: SegModelOpti
   return { kernel, bias, inputs };
 }
 
-function addHead(g: GraphBuilder, head: NonNullable<SegModelOptions['head']>, C: number): void {
+function addHead(g: GraphBuilder, head: NonNullable<SegModelOptions['head']>, C: number, opset: number): void {
+  // Resize's roi became optional in opset 13; before, exporters pass an empty tensor
+  const roi = opset < 13 ? 'roi' : '';
+  if (opset < 13 && head.startsWith('resize')) g.initializer(floatTensor('roi', [0], []));
   switch (head) {
     case 'resize-scales':
       g.initializer(floatTensor('scales', [4], [1, 1, 2, 2]));
-      g.node('Resize', ['conv_out', '', 'scales'], ['logits'], { mode: 'linear' }, 'resize_1');
+      g.node('Resize', ['conv_out', roi, 'scales'], ['logits'], { mode: 'linear' }, 'resize_1');
       return;
     case 'resize-sizes':
       g.initializer(int64Tensor('sizes', [1, C, 16, 16]));
-      g.node('Resize', ['conv_out', '', '', 'sizes'], ['logits'], { mode: 'linear' }, 'resize_1');
+      g.node('Resize', ['conv_out', roi, opset < 13 ? 'scales_empty' : '', 'sizes'], ['logits'], { mode: 'linear' }, 'resize_1');
+      if (opset < 13) g.initializer(floatTensor('scales_empty', [0], []));
       return;
     case 'transpose':
       g.node('Transpose', ['conv_out'], ['logits'], { perm: [0, 2, 3, 1] }, 'to_nhwc');
