@@ -134,14 +134,21 @@ Napi::Float32Array new_float32(Napi::Env env, size_t count, const char* what) {
 Napi::Float64Array new_float64(Napi::Env env, size_t count, const char* what) {
   return allocate(env, &TypedArrayConstructors::float64, count, 8, what).As<Napi::Float64Array>();
 }
-Napi::Float32Array new_float32_unfilled(Napi::Env env, size_t count, const char* what) {
+// node::Buffer's allocation skips the zero fill of `new Float32Array(n)`.
+template <typename T>
+Napi::TypedArrayOf<T> unfilled(Napi::Env env, size_t count, const char* what) {
   try {
-    // node::Buffer's allocation skips the zero fill of `new Float32Array(n)`.
-    Napi::Buffer<uint8_t> bytes = Napi::Buffer<uint8_t>::New(env, count * 4);
-    return Napi::Float32Array::New(env, count, bytes.ArrayBuffer(), bytes.ByteOffset());
+    Napi::Buffer<uint8_t> bytes = Napi::Buffer<uint8_t>::New(env, count * sizeof(T));
+    return Napi::TypedArrayOf<T>::New(env, count, bytes.ArrayBuffer(), bytes.ByteOffset());
   } catch (const Napi::Error& e) {
-    throw_allocation(env, what, count, 4, e);
+    throw_allocation(env, what, count, sizeof(T), e);
   }
+}
+Napi::Float32Array new_float32_unfilled(Napi::Env env, size_t count, const char* what) {
+  return unfilled<float>(env, count, what);
+}
+Napi::Int32Array new_int32_unfilled(Napi::Env env, size_t count, const char* what) {
+  return unfilled<int32_t>(env, count, what);
 }
 Napi::Int32Array new_int32(Napi::Env env, size_t count, const char* what) {
   return allocate(env, &TypedArrayConstructors::int32, count, 4, what).As<Napi::Int32Array>();
