@@ -66,6 +66,17 @@ Napi::TypedArrayOf<float> float32_arg(Napi::Env env, Napi::Value value, const ch
   return arr;
 }
 
+Napi::Uint8Array uint8_arg(Napi::Env env, Napi::Value value, const char* name, int64_t expected) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw_type(env, std::string(name) + " must be a Uint8Array (or Buffer)");
+  auto arr = value.As<Napi::Uint8Array>();
+  if (arr.ElementLength() == 0) throw_type(env, std::string(name) + " is empty or its buffer was detached");
+  if (static_cast<int64_t>(arr.ElementLength()) != expected)
+    throw_range(env, std::string(name) + " has " + std::to_string(arr.ElementLength()) + " bytes but should have " +
+                         std::to_string(expected));
+  return arr;
+}
+
 int64_t int_arg(Napi::Env env, Napi::Value value, const char* name, int64_t lo, int64_t hi, int64_t fallback) {
   if (value.IsUndefined()) return fallback;
   if (!value.IsNumber()) throw_type(env, std::string(name) + " must be a number");

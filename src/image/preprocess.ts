@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import { types } from 'node:util';
 import sharp from 'sharp';
 import { ImageError } from '../common/errors';
+import { native } from '../addon';
 import type { ModelCardInput } from '../model/model-card';
 
 /** sharp's own default limit (0x3FFF × 0x3FFF pixels). */
@@ -87,16 +88,9 @@ export async function toTensor(images: DecodedImage[], card: { input: ModelCardI
     }
   }
   const { width, height } = targetSize(images, card.input);
-  const plane = width * height;
-  const tables = channelTables(card.input);
-  const data = new Float32Array(images.length * 3 * plane);
-  for (const [n, im] of images.entries()) {
-    const pixels = im.width === width && im.height === height ? im.data : await resize(im, width, height);
-    tables.forEach(({ source, table }, c) => {
-      const out = data.subarray((n * 3 + c) * plane, (n * 3 + c + 1) * plane);
-      for (let p = 0; p < plane; p++) out[p] = table[pixels[p * 3 + source]!]!;
-    });
-  }
+  const pixels = await Promise.all(images.map((im) => (im.width === width && im.height === height ? im.data : resize(im, width, height))));
+  // The per-pixel normalize and HWC → NCHW run natively, off the JavaScript thread.
+  const data = await native.normalizeImages({ images: pixels, plane: width * height, ...channelTables(card.input) });
   return { data, dims: [images.length, 3, height, width], sizes: images.map(({ width, height }) => ({ width, height })) };
 }
 
@@ -115,11 +109,14 @@ function targetSize(images: DecodedImage[], input: ModelCardInput): { width: num
 }
 
 /** Per model channel: which RGB byte feeds it, and (v / scale − mean) / std for all 256 values. */
-function channelTables(input: ModelCardInput): { source: number; table: Float32Array }[] {
-  return [0, 1, 2].map((c) => ({
-    source: input.channelOrder === 'rgb' ? c : 2 - c,
-    table: Float32Array.from({ length: 256 }, (_, v) => (v / input.scale - input.mean[c]!) / input.std[c]!),
-  }));
+function channelTables(input: ModelCardInput): { source: number[]; tables: Float32Array } {
+  return {
+    source: [0, 1, 2].map((c) => (input.channelOrder === 'rgb' ? c : 2 - c)),
+    tables: Float32Array.from({ length: 3 * 256 }, (_, i) => {
+      const [c, v] = [Math.floor(i / 256), i % 256];
+      return (v / input.scale - input.mean[c]!) / input.std[c]!;
+    }),
+  };
 }
 
 function resize(im: DecodedImage, width: number, height: number): Promise<Buffer> {
