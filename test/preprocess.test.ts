@@ -116,6 +116,52 @@ describe('decodeImage', () => {
   });
 });
 
+describe('decodeImage to the model input size', () => {
+  const card = (width: number, height: number): { input: ModelCardInput } => ({
+    input: { name: 'input', resize: 'stretch', width, height, channelOrder: 'rgb', scale: 255, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
+  });
+  const noisy = (w: number, h: number, channels: 1 | 3 | 4) => {
+    const data = Buffer.alloc(w * h * channels);
+    for (let i = 0; i < data.length; i++) data[i] = ((i % (w * channels)) * 255 / (w * channels) + ((i * 2654435761) >>> 27)) & 255;
+    return data;
+  };
+
+  // [image width, height, channels, encoder, model width, height, decoded straight to size?]
+  test.each([
+    [1024, 512, 3, 'jpeg', 512, 256, true],
+    [999, 501, 3, 'jpeg', 512, 256, true],
+    [1995, 995, 3, 'jpeg', 512, 256, true],
+    [320, 180, 3, 'jpeg', 512, 256, true],
+    [640, 360, 3, 'png', 512, 256, true],
+    [640, 360, 3, 'webp', 512, 256, true],
+    [300, 500, 3, 'jpeg', 64, 48, false], // a 4× reduction or more: the JPEG decoder would shrink on load
+    [300, 200, 4, 'png', 128, 96, false], // alpha
+    [300, 200, 1, 'png', 128, 96, false], // greyscale
+  ] as [number, number, 1 | 3 | 4, 'jpeg' | 'png' | 'webp', number, number, boolean][])('%d×%d, %d channels, %s → %d×%d: the same model input (straight: %s)', async (w, h, channels, format, mw, mh, straight) => {
+    const pixels = raw(noisy(w, h, channels), w, h, channels);
+    const encoded = await (channels === 1 ? pixels.toColourspace('b-w') : pixels)[format]().toBuffer();
+    const full = await decodeImage(encoded);
+    const sized = await decodeImage(encoded, { size: { width: mw, height: mh } });
+    expect(sized.original).toEqual(straight ? { width: w, height: h } : undefined);
+    if (straight) expect([sized.width, sized.height, sized.data.length]).toEqual([mw, mh, mw * mh * 3]);
+    const a = await toTensor([full], card(mw, mh));
+    const b = await toTensor([sized], card(mw, mh));
+    expect(b.sizes).toEqual([{ width: w, height: h }]);
+    expect(Buffer.from(b.data.buffer).equals(Buffer.from(a.data.buffer))).toBe(true);
+  });
+
+  test('a rotated (EXIF) image is decoded in full, then resized', async () => {
+    const encoded = await raw(noisy(60, 40, 3), 60, 40, 3).jpeg().withMetadata({ orientation: 6 }).toBuffer();
+    const sized = await decodeImage(encoded, { size: { width: 32, height: 32 } });
+    expect(sized.original).toBeUndefined();
+    expect([sized.width, sized.height]).toEqual([40, 60]);
+  });
+
+  test.each([[{ width: 0, height: 4 }], [{ width: 2.5, height: 4 }], [null], [{ width: 4 }]])('size %j → RangeError', async (size) => {
+    await expect(decodeImage(Buffer.alloc(4), { size: size as never })).rejects.toThrow(/size must be \{ width, height \} of positive integers/);
+  });
+});
+
 describe('toTensor', () => {
   const input = (o: Partial<ModelCardInput>): { input: ModelCardInput } => ({
     input: { name: 'input', resize: 'none', channelOrder: 'rgb', scale: 255, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], ...o },
