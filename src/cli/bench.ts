@@ -15,6 +15,8 @@ import { collect, parseCount, parseSize } from './options';
 interface BenchOptions {
   model?: string;
   size: [number, number];
+  /** How the synthetic images are encoded. */
+  format?: 'png' | 'jpeg';
   batch: number;
   /** Stream the images through scoreStream with this many decoded ahead (decode overlaps the rest). */
   prefetch?: number;
@@ -57,8 +59,8 @@ function stats(values: number[]): StageStats {
   return { p50: at(0.5), p95: at(0.95), p99: at(0.99), mean: s.reduce((a, b) => a + b, 0) / s.length };
 }
 
-/** A deterministic street-ish test image (smooth gradients and noise), encoded as PNG like a real input. */
-async function syntheticImage(height: number, width: number, seed: number): Promise<Buffer> {
+/** A deterministic street-ish test image (smooth gradients and noise), encoded like a real input. */
+async function syntheticImage(height: number, width: number, seed: number, format: 'png' | 'jpeg'): Promise<Buffer> {
   const raw = Buffer.alloc(width * height * 3);
   let x = seed;
   for (let i = 0; i < width * height; i++) {
@@ -68,7 +70,8 @@ async function syntheticImage(height: number, width: number, seed: number): Prom
     raw[3 * i + 1] = ((i % width) * 255) / width;
     raw[3 * i + 2] = x >>> 24;
   }
-  return sharp(raw, { raw: { width, height, channels: 3 } }).png({ compressionLevel: 1 }).toBuffer();
+  const image = sharp(raw, { raw: { width, height, channels: 3 } });
+  return (format === 'jpeg' ? image.jpeg({ quality: 90 }) : image.png({ compressionLevel: 1 })).toBuffer();
 }
 
 interface Measured {
@@ -129,7 +132,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   });
   try {
     const [height, width] = opts.size;
-    const images = await Promise.all(Array.from({ length: opts.batch }, (_, i) => syntheticImage(height, width, i + 1)));
+    const images = await Promise.all(Array.from({ length: opts.batch }, (_, i) => syntheticImage(height, width, i + 1, opts.format ?? 'png')));
     const { samples, totals, elapsed } = opts.prefetch === undefined ? await oneAfterAnother(scorer, images, opts) : await streamed(scorer, images, opts, opts.prefetch);
     const keys: (keyof StageTimings)[] = ['decode', 'preprocess', 'inference', 'scores', 'upsample', 'prediction', 'segments'];
     const stages = Object.fromEntries(keys.map((k) => [k, stats(samples.map((s) => s[k]))])) as BenchReport['stages'];
@@ -169,6 +172,7 @@ export function benchCommand(): Command {
     .description('per-stage latency (p50/p95/p99/mean), throughput and the scoring overhead relative to inference')
     .option('--model <path>', 'model directory, card or .onnx (default: the embedded demo model)')
     .option('--size <HxW>', 'input image size', parseSize, [1024, 2048] as [number, number])
+    .option('--format <png|jpeg>', 'encoding of the synthetic images (JPEG at quality 90)', 'png')
     .option('--batch <n>', 'images per inference call', parseCount, 1)
     .option('--prefetch <n>', 'stream the images (pgn score\'s pipeline), decoding n ahead while a batch is scored', parseCount)
     .option('--iterations <k>', 'measured iterations', parseCount, 20)
@@ -182,6 +186,7 @@ export function benchCommand(): Command {
     .option('--json', 'print the report as JSON')
     .action(async (opts: BenchOptions) => {
       if (opts.iterations < 1 || opts.batch < 1) throw new RangeError('--iterations and --batch must be >= 1');
+      if (opts.format !== 'png' && opts.format !== 'jpeg') throw new RangeError(`--format must be png or jpeg, got ${String(opts.format)}`);
       if (opts.prefetch !== undefined && opts.prefetch < opts.batch) throw new RangeError(`--prefetch must be >= --batch (${opts.batch})`);
       const report = await runBench(opts);
       process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${benchTable(report)}\n`);
