@@ -10,6 +10,7 @@
         "native/core/components_stats.cc",
         "native/core/cpu_isa.cc",
         "native/core/instance_metrics.cc",
+        "native/core/normalize.cc",
         "native/core/parallel.cc",
         "native/core/pixel_metrics.cc",
         "native/core/pixel_metrics_binned.cc",
@@ -24,6 +25,7 @@
         "native/binding/backends.cc",
         "native/binding/components_binding.cc",
         "native/binding/metrics_binding.cc",
+        "native/binding/normalize_binding.cc",
         "native/binding/scores_binding.cc",
         "native/binding/second_layer_binding.cc",
         "native/binding/upsample_binding.cc"

@@ -7,6 +7,7 @@ const benches = {
   components: () => require('./components'),
   'eval-real': () => require('./eval-real'),
   'scores-peer': () => require('./scores-peer'),
+  prediction: () => require('./prediction'),
   pipeline: () => require('./pipeline'),
   calibration: () => require('./calibration'),
   'real-parity': () => require('./real-parity'),

@@ -10,6 +10,7 @@
  */
 const { computeScores, cpuIsa, limitCpuIsa } = require('../dist/scoring/scores');
 const { native } = require('../dist/addon');
+const { timeIt } = require('./timing');
 
 const PS = [0.1, 0.3, 0.5, 1, 2];
 const TEN_PGN = PS.flatMap((p) => [`pgn-oh:p=${p}`, `pgn-uni:p=${p}`]);
@@ -24,20 +25,6 @@ function fill(n, seed) {
     a[i] = (x / 4294967296) * 4 - 1;
   }
   return a;
-}
-
-/** { median, best } ms of fn over at least minReps runs and minMs, after a warm-up run. */
-async function timeIt(fn, minMs = 400, minReps = 3) {
-  await fn();
-  const times = [];
-  const start = performance.now();
-  while (times.length < minReps || performance.now() - start < minMs) {
-    const t0 = performance.now();
-    await fn();
-    times.push(performance.now() - t0);
-  }
-  times.sort((a, b) => a - b);
-  return { median: times[Math.floor(times.length / 2)], best: times[0] };
 }
 
 function inputs(h, w, F, C = 19) {

@@ -1,6 +1,6 @@
 /**
  * Seeded fuzzing of every entry point of the native addon (src/addon/index.ts): scores, secondLayerScores,
- * upsample, upsampleArgmax, components, componentsGridEmulation, the PixelMetrics and InstanceMetrics
+ * upsample, upsampleArgmax, normalizeImages, components, componentsGridEmulation, the PixelMetrics and InstanceMetrics
  * accumulators (constructor, add, finish, getters, misuse), cudaDeviceCount.
  *
  * Each call is a valid call with small random shapes and random values (NaN, ±Inf, ±0, huge,
@@ -122,6 +122,17 @@ function secondLayerArgs(r: R): Args {
     scores: Array.from({ length: int(r, 1, 3) }, () => ({ kind: pick(r, ['pgn2-oh', 'pgn2-uni']), p: pick(r, [0.5, 1, 2]), variant: pick(r, ['exact', 'code']) })),
     prediction: r() < 0.5,
     threads: pick(r, [0, 1, 2]),
+  };
+}
+
+function normalizeArgs(r: R): Args {
+  const [N, plane] = [int(r, 1, 3), int(r, 1, 40)];
+  return {
+    images: Array.from({ length: N }, () => new Uint8Array(3 * plane).map(() => int(r, 0, 255))),
+    plane,
+    tables: floats(r, 768),
+    source: Array.from({ length: 3 }, () => int(r, 0, 2)),
+    threads: pick(r, [0, 1, 3]),
   };
 }
 
@@ -271,6 +282,13 @@ const entryPoints: EntryPoint[] = [
     },
   },
   {
+    name: 'normalizeImages',
+    call(r) {
+      const args = mutate(r, normalizeArgs(r), []);
+      return { run: () => native.normalizeImages(args as never), check: (o) => expect(o).toHaveLength((args.images as unknown[]).length * 3 * (args.plane as number)) };
+    },
+  },
+  {
     name: 'components',
     call(r) {
       const args = mutate(r, componentsArgs(r), ['backend', 'roi', 'prediction']);
@@ -295,7 +313,7 @@ const entryPoints: EntryPoint[] = [
   {
     name: 'random arguments',
     call(r) {
-      const fns = [native.scores, native.secondLayerScores, native.upsample, native.upsampleArgmax, native.components, native.componentsGridEmulation, native.cudaDeviceCount] as unknown as ((...a: unknown[]) => unknown)[];
+      const fns = [native.scores, native.secondLayerScores, native.upsample, native.upsampleArgmax, native.normalizeImages, native.components, native.componentsGridEmulation, native.cudaDeviceCount] as unknown as ((...a: unknown[]) => unknown)[];
       const fn = pick(r, fns);
       const args = Array.from({ length: int(r, 0, 3) }, () => randomValue(r));
       return { run: () => fn(...args) };
@@ -358,6 +376,7 @@ describe('fuzzing every native entry point', () => {
       [native.scores, scoresArgs(rng(1)), 'logits'],
       [native.upsample, upsampleArgs(rng(2)), 'input'],
       [native.upsampleArgmax, upsampleArgmaxArgs(rng(3)), 'logits'],
+      [native.normalizeImages, normalizeArgs(rng(6)), 'tables'],
       [native.components, componentsArgs(rng(4)), 'scores'],
       [native.secondLayerScores, secondLayerArgs(rng(5)), 'input'],
     ] as [(a: unknown) => unknown, Args, string][]) {

@@ -6,6 +6,8 @@ import { ImageError } from '../src/common/errors';
 import { ModelCardInput } from '../src/model/model-card';
 import { decodeImage, DecodedImage, toTensor } from '../src/image/preprocess';
 import { pngClaiming } from './helpers/png';
+import { expectThrow } from './helpers/errors';
+import { native } from '../src/addon';
 
 /** width × height RGB bytes, each pixel distinct. */
 function gradient(width: number, height: number): Buffer {
@@ -114,6 +116,52 @@ describe('decodeImage', () => {
   });
 });
 
+describe('decodeImage to the model input size', () => {
+  const card = (width: number, height: number): { input: ModelCardInput } => ({
+    input: { name: 'input', resize: 'stretch', width, height, channelOrder: 'rgb', scale: 255, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
+  });
+  const noisy = (w: number, h: number, channels: 1 | 3 | 4) => {
+    const data = Buffer.alloc(w * h * channels);
+    for (let i = 0; i < data.length; i++) data[i] = ((i % (w * channels)) * 255 / (w * channels) + ((i * 2654435761) >>> 27)) & 255;
+    return data;
+  };
+
+  // [image width, height, channels, encoder, model width, height, decoded straight to size?]
+  test.each([
+    [1024, 512, 3, 'jpeg', 512, 256, true],
+    [999, 501, 3, 'jpeg', 512, 256, true],
+    [1995, 995, 3, 'jpeg', 512, 256, true],
+    [320, 180, 3, 'jpeg', 512, 256, true],
+    [640, 360, 3, 'png', 512, 256, true],
+    [640, 360, 3, 'webp', 512, 256, true],
+    [300, 500, 3, 'jpeg', 64, 48, false], // a 4× reduction or more: the JPEG decoder would shrink on load
+    [300, 200, 4, 'png', 128, 96, false], // alpha
+    [300, 200, 1, 'png', 128, 96, false], // greyscale
+  ] as [number, number, 1 | 3 | 4, 'jpeg' | 'png' | 'webp', number, number, boolean][])('%d×%d, %d channels, %s → %d×%d: the same model input (straight: %s)', async (w, h, channels, format, mw, mh, straight) => {
+    const pixels = raw(noisy(w, h, channels), w, h, channels);
+    const encoded = await (channels === 1 ? pixels.toColourspace('b-w') : pixels)[format]().toBuffer();
+    const full = await decodeImage(encoded);
+    const sized = await decodeImage(encoded, { size: { width: mw, height: mh } });
+    expect(sized.original).toEqual(straight ? { width: w, height: h } : undefined);
+    if (straight) expect([sized.width, sized.height, sized.data.length]).toEqual([mw, mh, mw * mh * 3]);
+    const a = await toTensor([full], card(mw, mh));
+    const b = await toTensor([sized], card(mw, mh));
+    expect(b.sizes).toEqual([{ width: w, height: h }]);
+    expect(Buffer.from(b.data.buffer).equals(Buffer.from(a.data.buffer))).toBe(true);
+  });
+
+  test('a rotated (EXIF) image is decoded in full, then resized', async () => {
+    const encoded = await raw(noisy(60, 40, 3), 60, 40, 3).jpeg().withMetadata({ orientation: 6 }).toBuffer();
+    const sized = await decodeImage(encoded, { size: { width: 32, height: 32 } });
+    expect(sized.original).toBeUndefined();
+    expect([sized.width, sized.height]).toEqual([40, 60]);
+  });
+
+  test.each([[{ width: 0, height: 4 }], [{ width: 2.5, height: 4 }], [null], [{ width: 4 }]])('size %j → RangeError', async (size) => {
+    await expect(decodeImage(Buffer.alloc(4), { size: size as never })).rejects.toThrow(/size must be \{ width, height \} of positive integers/);
+  });
+});
+
 describe('toTensor', () => {
   const input = (o: Partial<ModelCardInput>): { input: ModelCardInput } => ({
     input: { name: 'input', resize: 'none', channelOrder: 'rgb', scale: 255, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], ...o },
@@ -159,9 +207,70 @@ describe('toTensor', () => {
       });
   });
 
+  /** The JavaScript loop toTensor ran before the native pass (issue 18), kept here as the reference. */
+  function previousToTensor(pixels: Buffer[], card: { input: ModelCardInput }, plane: number): Float32Array {
+    const tables = [0, 1, 2].map((c) => ({
+      source: card.input.channelOrder === 'rgb' ? c : 2 - c,
+      table: Float32Array.from({ length: 256 }, (_, v) => (v / card.input.scale - card.input.mean[c]!) / card.input.std[c]!),
+    }));
+    const data = new Float32Array(pixels.length * 3 * plane);
+    pixels.forEach((px, n) => tables.forEach(({ source, table }, c) => {
+      for (let p = 0; p < plane; p++) data[(n * 3 + c) * plane + p] = table[px[p * 3 + source]!]!;
+    }));
+    return data;
+  }
+
+  test.each(['rgb', 'bgr'] as const)('bit for bit what the previous JavaScript loop gave (%s, a batch of 3, 100×70, with and without resize)', async (order) => {
+    const noisy = (w: number, h: number, seed: number) => image(w, h, Buffer.from(Array.from({ length: w * h * 3 }, (_, i) => (i * 2654435761 + seed * 97) % 251)));
+    const same = input({ channelOrder: order });
+    const images = [noisy(100, 70, 1), noisy(100, 70, 2), noisy(100, 70, 3)];
+    expect(Buffer.from((await toTensor(images, same)).data.buffer)).toEqual(Buffer.from(previousToTensor(images.map((im) => im.data), same, 7000).buffer));
+    const stretch = input({ channelOrder: order, resize: 'stretch', width: 64, height: 48 });
+    const sized = [noisy(100, 70, 4), noisy(33, 20, 5)];
+    const resized = await Promise.all(sized.map((im) => sharp(im.data, { raw: { width: im.width, height: im.height, channels: 3 } }).resize(64, 48, { fit: 'fill', kernel: 'linear' }).raw().toBuffer()));
+    expect(Buffer.from((await toTensor(sized, stretch)).data.buffer)).toEqual(Buffer.from(previousToTensor(resized, stretch, 64 * 48).buffer));
+  });
+
   test('resize "none" refuses images of different sizes, and an empty batch', async () => {
     await expect(toTensor([image(4, 4), image(4, 5)], input({}))).rejects.toThrow(/image 0 is 4x4, image 1 is 4x5/);
     await expect(toTensor([image(4, 4), image(4, 5)], input({}))).rejects.toBeInstanceOf(RangeError);
     await expect(toTensor([], input({}))).rejects.toBeInstanceOf(RangeError);
+  });
+});
+
+describe('native normalizeImages: bad arguments are TypeError/RangeError naming the argument, never a crash', () => {
+  const ok = () => ({ images: [new Uint8Array(12)], plane: 4, tables: new Float32Array(768), source: [0, 1, 2] });
+  test.each([
+    ['no options', undefined, 'TypeError', /normalizeImages options must be an options object/],
+    ['images not an array', { images: new Uint8Array(12) }, 'TypeError', /images must be an array of Uint8Array/],
+    ['no images', { images: [] }, 'RangeError', /images must not be empty/],
+    ['a Float32Array image', { images: [new Float32Array(12)] }, 'TypeError', /images\[0\] must be a Uint8Array/],
+    ['an image of the wrong length', { images: [new Uint8Array(12), new Uint8Array(11)] }, 'RangeError', /images\[1\] has 11 bytes but should have 12/],
+    ['plane NaN', { plane: NaN }, 'RangeError', /plane must be an integer/],
+    ['plane 0', { plane: 0 }, 'RangeError', /plane must be an integer/],
+    ['plane huge', { plane: 2 ** 40 }, 'RangeError', /plane must be an integer/],
+    ['tables too short', { tables: new Float32Array(767) }, 'RangeError', /tables has 767 elements/],
+    ['tables of the wrong type', { tables: new Float64Array(768) }, 'TypeError', /tables must be a Float32Array/],
+    ['source of 2', { source: [0, 1] }, 'TypeError', /source must be an array of 3/],
+    ['source out of range', { source: [0, 3, 1] }, 'RangeError', /source\[1\] must be an integer in \[0, 2\]/],
+    ['source NaN', { source: [0, 1, NaN] }, 'RangeError', /source\[2\] must be an integer/],
+    ['threads negative', { threads: -1 }, 'RangeError', /threads must be an integer/],
+  ])('%s', async (_name, change, type, message) => {
+    const args = change === undefined ? undefined : { ...ok(), ...change };
+    expectThrow(() => native.normalizeImages(args as never), type, message);
+  });
+
+  test('a detached image buffer is refused, not read', () => {
+    const pixels = new Uint8Array(12);
+    structuredClone(pixels.buffer, { transfer: [pixels.buffer] });
+    expectThrow(() => native.normalizeImages({ ...ok(), images: [pixels] }), 'TypeError', /images\[0\] is empty or its buffer was detached/);
+  });
+
+  test('NaN and infinite table entries pass through as values', async () => {
+    const tables = new Float32Array(768);
+    tables[0] = NaN;
+    tables[256 + 1] = Infinity;
+    const out = await native.normalizeImages({ images: [Uint8Array.from([0, 1, 2, 0, 1, 2])], plane: 2, tables, source: [0, 1, 2] });
+    expect(Array.from(out)).toEqual([NaN, NaN, Infinity, Infinity, 0, 0]);
   });
 });

@@ -33,18 +33,98 @@ describe('bilinear upsampling matches PyTorch F.interpolate (fixtures from test/
   });
 });
 
-describe('upsampleArgmax', () => {
-  test.each([false, true])('equals the argmax of each class upsampled separately (align_corners=%s)', async (alignCorners) => {
-    const [N, C, h, w, H, W] = [2, 5, 6, 9, 23, 31];
-    const logits = randomArray(N * C * h * w, rng(17), -3, 3);
-    const pred = await upsampleArgmax({ data: logits, dims: [N, C, h, w] }, [H, W], { alignCorners });
-    expect(pred.dims).toEqual([N, H, W]);
-    const planes = await upsample({ data: logits, dims: [N * C, h, w] }, [H, W], { alignCorners });
-    for (let n = 0; n < N; n++)
-      for (let i = 0; i < H * W; i++) {
-        let best = 0;
-        for (let c = 1; c < C; c++) if (planes.data[(n * C + c) * H * W + i] > planes.data[(n * C + best) * H * W + i]) best = c;
-        expect(pred.data[n * H * W + i]).toBe(best);
+/**
+ * The full computation: every class upsampled on its own, then argmax with ties to the lowest class
+ * (a NaN never wins, except as class 0 where nothing beats it), as upsampleArgmax promises.
+ */
+async function fullArgmax(logits: Float32Array, dims: [number, number, number, number], size: [number, number], alignCorners: boolean): Promise<Int32Array> {
+  const [N, C, h, w] = dims;
+  const [H, W] = size;
+  const planes = (await upsample({ data: logits, dims: [N * C, h, w] }, size, { alignCorners })).data;
+  const out = new Int32Array(N * H * W);
+  for (let n = 0; n < N; n++)
+    for (let i = 0; i < H * W; i++) {
+      let best = 0;
+      for (let c = 1; c < C; c++) if (planes[(n * C + c) * H * W + i] > planes[(n * C + best) * H * W + i]) best = c;
+      out[n * H * W + i] = best;
+    }
+  return out;
+}
+
+async function expectFullArgmax(logits: Float32Array, dims: [number, number, number, number], size: [number, number], alignCorners = false): Promise<Int32Array> {
+  const pred = await upsampleArgmax({ data: logits, dims }, size, { alignCorners });
+  expect(pred.dims).toEqual([dims[0], ...size]);
+  const full = await fullArgmax(logits, dims, size, alignCorners);
+  const wrong = pred.data.findIndex((v, i) => v !== full[i]);
+  expect(wrong < 0 ? 'all equal' : `pixel ${wrong}: ${pred.data[wrong]}, full computation ${full[wrong]}`).toBe('all equal');
+  return pred.data;
+}
+
+/** Logits with regions: class k's logit falls off with the distance to its centre, plus noise. */
+function regionLogits(N: number, C: number, h: number, w: number, seed: number, noise = 0.3): Float32Array {
+  const r = rng(seed);
+  const data = new Float32Array(N * C * h * w);
+  for (let n = 0; n < N; n++)
+    for (let c = 0; c < C; c++) {
+      const [cy, cx] = [r() * h, r() * w];
+      for (let y = 0; y < h; y++)
+        for (let x = 0; x < w; x++) data[((n * C + c) * h + y) * w + x] = -Math.hypot(y - cy, x - cx) / 4 + noise * (r() - 0.5);
+    }
+  return data;
+}
+
+describe('upsampleArgmax equals the argmax of each class upsampled separately', () => {
+  test.each([false, true])('random logits: nearly every pixel near a class boundary (align_corners=%s)', async (alignCorners) => {
+    const [N, C, h, w] = [2, 5, 6, 9];
+    await expectFullArgmax(randomArray(N * C * h * w, rng(17), -3, 3), [N, C, h, w], [23, 31], alignCorners);
+  });
+
+  // Large regions: most output pixels take the clear-winner shortcut, the others the full path.
+  test.each([
+    [[1, 20, 32, 64], [128, 256], false],
+    [[2, 7, 17, 23], [61, 97], true],
+    [[1, 4, 40, 30], [40, 30], false], // same size
+    [[1, 6, 48, 64], [20, 25], false], // shrinking
+    [[1, 1, 5, 7], [13, 11], true], // one class: all 0
+  ] as [[number, number, number, number], [number, number], boolean][])('regions %j → %j align_corners=%s', async (dims, size, alignCorners) => {
+    const [N, C, h, w] = dims;
+    const pred = await expectFullArgmax(regionLogits(N, C, h, w, 5 + C), dims, size, alignCorners);
+    if (C > 1) expect(new Set(pred).size).toBeGreaterThan(1);
+  });
+
+  test('ties and near ties (equal logits, one ulp apart, huge, tiny and subnormal values) go to the lowest class as in the full computation', async () => {
+    const [C, h, w] = [4, 12, 12];
+    const r = rng(3);
+    const data = new Float32Array(C * h * w);
+    const ulp = (v: number) => { const f = new Float32Array([v]); new Int32Array(f.buffer)[0] += 1; return f[0]; };
+    const bases = [1, 3e38, 1e-30, 1e-40, 0, 7];
+    for (let p = 0; p < h * w; p++) {
+      const base = bases[Math.floor(p / 24)] * (r() < 0.5 ? -1 : 1);
+      for (let c = 0; c < C; c++) {
+        const kind = Math.floor(r() * 3); // equal, one ulp up, or well apart
+        data[c * h * w + p] = kind === 0 ? base : kind === 1 ? ulp(base) : base + (r() - 0.5) * Math.abs(base || 1);
       }
+    }
+    await expectFullArgmax(data, [1, C, h, w], [37, 41]);
+    await expectFullArgmax(data, [1, C, h, w], [37, 41], true);
+  });
+
+  test('NaN and ±Infinity logits give what the full computation gives', async () => {
+    const [C, h, w] = [3, 10, 10];
+    const data = regionLogits(1, C, h, w, 9);
+    const r = rng(4);
+    for (let i = 0; i < 40; i++) data[Math.floor(r() * data.length)] = [NaN, Infinity, -Infinity][i % 3];
+    await expectFullArgmax(data, [1, C, h, w], [31, 29]);
+  });
+});
+
+const REAL = path.join(__dirname, '..', '..', 'shared', 'real');
+const realLogits = path.join(REAL, 'roadanomaly21', 'tensors', '0.logits.npy');
+(fs.existsSync(realLogits) ? describe : describe.skip)('upsampleArgmax on real ESPNetv2 logits (../shared/real)', () => {
+  if (!fs.existsSync(realLogits)) console.warn(`real-logits test skipped: ${realLogits} not found`);
+  test('roadanomaly21 image 0, [1, 20, 256, 512] to its 720×1280 image: equal to the full computation', async () => {
+    const t = await readFloatNpy(realLogits);
+    const pred = await expectFullArgmax(t.data, t.dims as [number, number, number, number], [720, 1280]);
+    expect(new Set(pred).size).toBeGreaterThan(3);
   });
 });

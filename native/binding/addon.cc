@@ -6,6 +6,7 @@ void init_typed_arrays(Napi::Env env);
 void register_backends(Napi::Env env, Napi::Object exports);
 void register_components(Napi::Env env, Napi::Object exports);
 void register_metrics(Napi::Env env, Napi::Object exports);
+void register_normalize(Napi::Env env, Napi::Object exports);
 void register_scores(Napi::Env env, Napi::Object exports);
 void register_second_layer(Napi::Env env, Napi::Object exports);
 void register_upsample(Napi::Env env, Napi::Object exports);
@@ -16,6 +17,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   pgn::binding::register_backends(env, exports);
   pgn::binding::register_components(env, exports);
   pgn::binding::register_metrics(env, exports);
+  pgn::binding::register_normalize(env, exports);
   pgn::binding::register_scores(env, exports);
   pgn::binding::register_second_layer(env, exports);
   pgn::binding::register_upsample(env, exports);

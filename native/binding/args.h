@@ -29,6 +29,9 @@ int64_t element_count(Napi::Env env, const std::vector<int64_t>& dims, const cha
 // A Float32Array that is attached and holds exactly product(dims) elements.
 Napi::TypedArrayOf<float> float32_arg(Napi::Env env, Napi::Value value, const char* name, int64_t expected);
 
+// A Uint8Array (a Buffer is one) that is attached and holds exactly `expected` bytes.
+Napi::Uint8Array uint8_arg(Napi::Env env, Napi::Value value, const char* name, int64_t expected);
+
 // An integer in [lo, hi] (or the fallback when undefined).
 int64_t int_arg(Napi::Env env, Napi::Value value, const char* name, int64_t lo, int64_t hi, int64_t fallback);
 bool bool_arg(Napi::Env env, Napi::Value value, const char* name, bool fallback);
@@ -52,6 +55,7 @@ void init_typed_arrays(Napi::Env env);
 Napi::Float32Array new_float32(Napi::Env env, size_t count, const char* what);
 // Not zero-filled: for outputs the core writes in full.
 Napi::Float32Array new_float32_unfilled(Napi::Env env, size_t count, const char* what);
+Napi::Int32Array new_int32_unfilled(Napi::Env env, size_t count, const char* what);
 Napi::Float64Array new_float64(Napi::Env env, size_t count, const char* what);
 Napi::Int32Array new_int32(Napi::Env env, size_t count, const char* what);
 Napi::Uint32Array new_uint32(Napi::Env env, size_t count, const char* what);

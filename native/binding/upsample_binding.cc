@@ -49,7 +49,7 @@ Napi::Value Upsample(const Napi::CallbackInfo& info) {
   auto input = float32_arg(env, required(opts, "input"), "input", element_count(env, dims, "dims"));
   const Resize r = resize_args(env, opts);
   const int64_t count = element_count(env, {dims[0], r.height, r.width}, "output [planes, H, W]");
-  auto output = new_float32(env, static_cast<size_t>(count), "the upsampled maps");
+  auto output = new_float32_unfilled(env, static_cast<size_t>(count), "the upsampled maps");
   const float* in = input.Data();
   float* out = output.Data();
   return start(new OutputWorker(env, "pgn.upsample", [=] {
@@ -65,7 +65,7 @@ Napi::Value UpsampleArgmax(const Napi::CallbackInfo& info) {
   auto logits = float32_arg(env, required(opts, "logits"), "logits", element_count(env, dims, "dims"));
   const Resize r = resize_args(env, opts);
   const int64_t count = element_count(env, {dims[0], r.height, r.width}, "output [N, H, W]");
-  auto output = new_int32(env, static_cast<size_t>(count), "the upsampled prediction");
+  auto output = new_int32_unfilled(env, static_cast<size_t>(count), "the upsampled prediction");
   const float* in = logits.Data();
   int32_t* out = output.Data();
   return start(new OutputWorker(env, "pgn.upsampleArgmax", [=] {

@@ -1,6 +1,10 @@
 #include "upsample.h"
 
 #include <algorithm>
+#include <utility>
+#include <cmath>
+#include <limits>
+#include <memory>
 #include <stdexcept>
 #include <vector>
 
@@ -40,47 +44,139 @@ inline void horizontal(const float* src, const Axis& xs, int64_t out_w, float* d
   for (int64_t x = 0; x < out_w; ++x) dst[x] = (1.0f - xs.weight[x]) * src[xs.lo[x]] + xs.weight[x] * src[xs.hi[x]];
 }
 
-// The two most recently used source rows of one plane, already interpolated horizontally. Output
-// rows visit source rows in increasing order, so upscaling by k interpolates each source row once
-// instead of 2k times, and what remains per output pixel is a vectorized vertical blend. The
-// arithmetic (horizontal first, then vertical) is PyTorch's, so the results are bit for bit the same.
+// The two most recently used source rows (keyed by plane · in_h + row), each prepared once by
+// fill(key, row). Output rows visit source rows in increasing order, so upscaling by k prepares
+// each source row once instead of 2k times.
+template <typename Row, typename Fill>
 class RowCache {
  public:
-  RowCache(const Axis& xs, int64_t out_w) : xs_(xs), out_w_(out_w) {
-    rows_[0].resize(out_w);
-    rows_[1].resize(out_w);
-  }
+  explicit RowCache(Fill fill) : fill_(std::move(fill)) {}
 
-  const float* row(const float* plane_data, int64_t in_w, int64_t r, const void* plane_id) {
-    for (int k = 0; k < 2; ++k)
-      if (key_[k] == r && plane_[k] == plane_id) return rows_[k].data();
-    // Replace the slot not used last.
-    const int k = last_ == 0 ? 1 : 0;
-    horizontal(plane_data + r * in_w, xs_, out_w_, rows_[k].data());
-    key_[k] = r, plane_[k] = plane_id, last_ = k;
-    return rows_[k].data();
+  // The row of `key`, after which `then` is fetched without evicting it.
+  std::pair<const Row*, const Row*> pair(int64_t key, int64_t then) {
+    const Row* first = &row(key);
+    last_ = first == &rows_[0] ? 0 : 1;
+    return {first, &row(then)};
   }
-
-  // Marks a slot as just used, so the next miss evicts the other one.
-  void touch(const float* row) { last_ = row == rows_[0].data() ? 0 : 1; }
 
  private:
-  const Axis& xs_;
-  int64_t out_w_;
-  std::vector<float> rows_[2];
+  const Row& row(int64_t key) {
+    for (int k = 0; k < 2; ++k)
+      if (key_[k] == key) return rows_[k];
+    const int k = last_ == 0 ? 1 : 0;  // replace the slot not used last
+    fill_(key, rows_[k]);
+    key_[k] = key, last_ = k;
+    return rows_[k];
+  }
+
+  Fill fill_;
+  Row rows_[2];
   int64_t key_[2] = {-1, -1};
-  const void* plane_[2] = {nullptr, nullptr};
   int last_ = 1;
 };
 
-// Output row y of a plane: the vertical blend of its two (cached) horizontally interpolated rows.
-inline void output_row(const float* plane_data, int64_t in_w, const Axis& ys, int64_t y, RowCache& cache, int64_t out_w,
-                       float* dst) {
-  const float* top = cache.row(plane_data, in_w, ys.lo[y], plane_data);
-  cache.touch(top);
-  const float* bottom = cache.row(plane_data, in_w, ys.hi[y], plane_data);
-  const float wy = ys.weight[y];
-  for (int64_t x = 0; x < out_w; ++x) dst[x] = (1.0f - wy) * top[x] + wy * bottom[x];
+template <typename Row, typename Fill>
+RowCache<Row, Fill> row_cache(Fill fill) {
+  return RowCache<Row, Fill>(std::move(fill));
+}
+
+// Why most output pixels need no interpolated logit at all (upsample_argmax).
+//
+// An output pixel's upsampled logits are v_c = Σ_i W_i·l_c,i over its four source pixels i, with
+// weights W = (s·u, s·w, r·u, r·w) ≥ 0, u = 1 − wx, w = wx, s = 1 − wy, r = wy. If every source
+// pixel has the same class k ahead of every other class by g_i = l_k,i − max_{c≠k} l_c,i > 0, then
+// in exact arithmetic v_k − v_c = Σ_i W_i·(l_k,i − l_c,i) ≥ Σ_i W_i·g_i > 0 (the W_i sum to 1): k
+// wins every convex combination, and the output pixel's argmax is k whatever the weights.
+//
+// The code rounds, though: v_c = fl(fl(s·h_t) + fl(r·h_b)), h_t = fl(fl(u·a) + fl(w·b)) (and h_b),
+// u and s themselves rounded, all weights in [0, 1]. With ε = 2⁻²⁴, each rounding is x(1 + δ) + η,
+// |δ| ≤ ε, |η| ≤ 2⁻¹⁵⁰ (subnormals), so |v_c − Σ_i W_i·l_c,i| ≤ 4.01·ε·Σ_i W_i·m_i + 2⁻¹⁴⁶, where
+// m_i = max_c |l_c,i|. Hence v_k − v_c ≥ Σ_i W_i·(g_i − 8.02·ε·m_i) − 2⁻¹⁴⁵. If every source pixel
+// has g_i > 2⁻¹⁶·m_i + 2⁻⁶⁴ (a "clear winner"; 2⁻¹⁶ > 8.02·ε), each term is at least W_i·2⁻⁶⁴, and
+// Σ_i W_i ≥ (1 − ε)² (u = fl(1 − w) ≥ (1 − w)(1 − ε)), so v_k − v_c > 0: strictly, so even the
+// tie-break (lowest class) is not involved. m_i < 2⁶⁴ keeps every intermediate far from overflow,
+// and a NaN or infinite logit makes its pixel no clear winner. So where the four source pixels
+// have the same clear winner, it is bit for bit the class the full computation returns; only the
+// other output pixels (near class boundaries, in practice a few percent) interpolate all C logits.
+
+// For `count` source pixels from `logits` on (class c's logit plane_stride further per class): each
+// pixel's class if it is a clear winner (above), else -1.
+void clear_winners(const float* logits, int64_t classes, int64_t plane_stride, int64_t count, int32_t* winner) {
+  constexpr int64_t kBlock = 512;  // pixels per pass over the classes (stays in L1)
+  // Plain float and int arrays and selects, so the class loop vectorizes. bad accumulates v − v:
+  // 0 while every logit is finite, NaN from the first infinite or NaN one on.
+  float best[kBlock], second[kBlock], mag[kBlock], bad[kBlock];
+  int32_t arg[kBlock];
+  for (int64_t p0 = 0; p0 < count; p0 += kBlock) {
+    const int64_t n = std::min(kBlock, count - p0);
+    for (int64_t p = 0; p < n; ++p)
+      best[p] = second[p] = -std::numeric_limits<float>::infinity(), mag[p] = bad[p] = 0.0f, arg[p] = 0;
+    for (int64_t c = 0; c < classes; ++c) {
+      const float* l = logits + c * plane_stride + p0;
+      const int32_t k = static_cast<int32_t>(c);
+      for (int64_t p = 0; p < n; ++p) {
+        const float v = l[p], a = std::fabs(v), b = best[p];
+        const bool ahead = v > b;
+        const float behind = ahead ? b : v;
+        bad[p] += v - v;
+        mag[p] = a > mag[p] ? a : mag[p];
+        second[p] = behind > second[p] ? behind : second[p];
+        arg[p] += (k - arg[p]) & -static_cast<int32_t>(ahead);  // a select GCC vectorizes beside the float ones
+        best[p] = ahead ? v : b;
+      }
+    }
+    constexpr float kRelative = 0x1p-16f, kAbsolute = 0x1p-64f, kLargest = 0x1p64f;
+    for (int64_t p = 0; p < n; ++p) {
+      // With one class there is nothing to lose to: second stays −∞.
+      const bool clear = bad[p] == 0.0f && mag[p] < kLargest && best[p] - second[p] > kRelative * mag[p] + kAbsolute;
+      winner[p0 + p] = clear ? arg[p] : -1;
+    }
+  }
+}
+
+// One source row as upsample_argmax needs it: per output column, the clear winner both horizontal
+// source pixels agree on (else -1), and the row's logits pixel-major (C per pixel), so that the
+// few output pixels needing all C interpolated logits read them contiguously instead of from C
+// planes whose equal offsets (a power-of-two plane size) fall into the same cache set.
+struct ArgmaxRow {
+  std::vector<int32_t> agreed;
+  std::vector<float> logits;
+};
+
+void fill_argmax_row(const float* row_logits, int64_t classes, int64_t plane, int64_t in_w, const int32_t* winners,
+                     const Axis& xs, int64_t out_w, ArgmaxRow& row) {
+  row.agreed.resize(out_w);
+  for (int64_t x = 0; x < out_w; ++x)
+    row.agreed[x] = winners[xs.lo[x]] == winners[xs.hi[x]] ? winners[xs.lo[x]] : -1;
+  row.logits.resize(in_w * classes);
+  constexpr int64_t kBlock = 64;  // source pixels per transposed block (its C·64 floats stay in L1)
+  for (int64_t x0 = 0; x0 < in_w; x0 += kBlock)
+    for (int64_t c = 0; c < classes; ++c)
+      for (int64_t x = x0; x < std::min(x0 + kBlock, in_w); ++x) row.logits[x * classes + c] = row_logits[c * plane + x];
+}
+
+// The full computation for one output pixel: all C logits interpolated as upsample_bilinear does
+// (same expressions, same order, so the same bits), argmax with ties to the lowest class.
+int32_t full_argmax(const ArgmaxRow& top, const ArgmaxRow& bottom, int64_t classes, const Axis& xs, int64_t x, float wy,
+                    float* value) {
+  const float* tl = top.logits.data() + xs.lo[x] * classes;
+  const float* tr = top.logits.data() + xs.hi[x] * classes;
+  const float* bl = bottom.logits.data() + xs.lo[x] * classes;
+  const float* br = bottom.logits.data() + xs.hi[x] * classes;
+  const float wx = xs.weight[x];
+  for (int64_t c = 0; c < classes; ++c) {
+    const float t = (1.0f - wx) * tl[c] + wx * tr[c];
+    const float b = (1.0f - wx) * bl[c] + wx * br[c];
+    value[c] = (1.0f - wy) * t + wy * b;
+  }
+  float best = value[0];
+  int32_t arg = 0;
+  for (int64_t c = 1; c < classes; ++c) {
+    const bool more = value[c] > best;
+    best = more ? value[c] : best;
+    arg = more ? static_cast<int32_t>(c) : arg;
+  }
+  return arg;
 }
 
 }  // namespace
@@ -92,10 +188,18 @@ void upsample_bilinear(const float* in, int64_t planes, int64_t in_h, int64_t in
   const Axis ys = axis_map(in_h, out_h, align_corners);
   const Axis xs = axis_map(in_w, out_w, align_corners);
   parallel_for(planes * out_h, threads, [&](int64_t begin, int64_t end) {
-    RowCache cache(xs, out_w);
+    // Source rows interpolated horizontally; what remains per output pixel is a vectorized vertical
+    // blend. The arithmetic (horizontal first, then vertical) is PyTorch's, bit for bit.
+    auto cache = row_cache<std::vector<float>>([&](int64_t key, std::vector<float>& row) {
+      row.resize(out_w);
+      horizontal(in + key * in_w, xs, out_w, row.data());
+    });
     for (int64_t row = begin; row < end; ++row) {
       const int64_t plane = row / out_h, y = row % out_h;
-      output_row(in + plane * in_h * in_w, in_w, ys, y, cache, out_w, out + row * out_w);
+      const auto [top, bottom] = cache.pair(plane * in_h + ys.lo[y], plane * in_h + ys.hi[y]);
+      const float wy = ys.weight[y];
+      float* dst = out + row * out_w;
+      for (int64_t x = 0; x < out_w; ++x) dst[x] = (1.0f - wy) * (*top)[x] + wy * (*bottom)[x];
     }
   });
 }
@@ -106,19 +210,30 @@ void upsample_argmax(const float* logits, int64_t batch, int64_t classes, int64_
     throw std::invalid_argument("upsampling needs non-empty input and output sizes");
   const Axis ys = axis_map(in_h, out_h, align_corners);
   const Axis xs = axis_map(in_w, out_w, align_corners);
+  const int64_t plane = in_h * in_w;
+  // Not zero-filled: clear_winners writes every element.
+  const std::unique_ptr<int32_t[]> winners(new int32_t[static_cast<size_t>(batch * plane)]);
+  parallel_for(batch * in_h, threads, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t n = row / in_h, r = row % in_h;
+      clear_winners(logits + n * classes * plane + r * in_w, classes, plane, in_w, winners.get() + row * in_w);
+    }
+  });
   parallel_for(batch * out_h, threads, [&](int64_t begin, int64_t end) {
-    std::vector<float> value(out_w), best(out_w);
-    std::vector<RowCache> caches(static_cast<size_t>(classes), RowCache(xs, out_w));
+    // key = n · in_h + r, which is also the row's index in winners.
+    auto cache = row_cache<ArgmaxRow>([&](int64_t key, ArgmaxRow& row) {
+      const int64_t n = key / in_h, r = key % in_h;
+      fill_argmax_row(logits + n * classes * plane + r * in_w, classes, plane, in_w, winners.get() + key * in_w, xs,
+                      out_w, row);
+    });
+    std::vector<float> value(static_cast<size_t>(classes));
     for (int64_t row = begin; row < end; ++row) {
       const int64_t n = row / out_h, y = row % out_h;
+      const auto [top, bottom] = cache.pair(n * in_h + ys.lo[y], n * in_h + ys.hi[y]);
       int32_t* dst = out + row * out_w;
-      for (int64_t c = 0; c < classes; ++c) {
-        output_row(logits + (n * classes + c) * in_h * in_w, in_w, ys, y, caches[c], out_w, value.data());
-        for (int64_t x = 0; x < out_w; ++x) {
-          const bool more = c == 0 || value[x] > best[x];
-          best[x] = more ? value[x] : best[x];
-          dst[x] = more ? static_cast<int32_t>(c) : dst[x];
-        }
+      for (int64_t x = 0; x < out_w; ++x) {
+        const int32_t t = top->agreed[x];
+        dst[x] = t >= 0 && t == bottom->agreed[x] ? t : full_argmax(*top, *bottom, classes, xs, x, ys.weight[y], value.data());
       }
     }
   });

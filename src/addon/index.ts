@@ -106,6 +106,14 @@ export interface NativeAddon {
     alignCorners?: boolean;
     threads?: number;
   }): Promise<Int32Array>;
+  /** Interleaved 8-bit RGB images → the model input [N, 3, plane] through per-channel tables (native/binding/normalize_binding.cc). */
+  normalizeImages(options: {
+    images: Uint8Array[];
+    plane: number;
+    tables: Float32Array;
+    source: number[];
+    threads?: number;
+  }): Promise<Float32Array>;
   PixelMetricsAccumulator: new (options?: {
     mode?: 'exact' | 'binned';
     bins?: number;

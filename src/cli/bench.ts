@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import sharp from 'sharp';
 import { performance } from 'node:perf_hooks';
 import { Scorer, StageTimings } from '../run/scorer';
+import { scoreStream } from '../run/pipeline';
 import { Backend, DEFAULT_P } from '../scoring/scores';
 import { ExecutionProvider } from '../model/session';
 import { collect, parseCount, parseIntraOpThreads, parseSize } from './options';
@@ -14,7 +15,11 @@ import { collect, parseCount, parseIntraOpThreads, parseSize } from './options';
 interface BenchOptions {
   model?: string;
   size: [number, number];
+  /** How the synthetic images are encoded. */
+  format?: 'png' | 'jpeg';
   batch: number;
+  /** Stream the images through scoreStream with this many decoded ahead (decode overlaps the rest). */
+  prefetch?: number;
   iterations: number;
   warmup: number;
   score?: string[];
@@ -37,9 +42,11 @@ export interface BenchReport {
   model: string;
   size: [number, number];
   batch: number;
+  /** Images decoded ahead through scoreStream; absent: batches scored one after the other. */
+  prefetch?: number;
   iterations: number;
   scores: string[];
-  /** ms per image, per stage. */
+  /** ms per image, per stage (total: wall clock per image; streamed, between batches' results). */
   stages: Record<keyof StageTimings | 'total', StageStats>;
   imagesPerSecond: number;
   /** The gradient scores' own cost, (scores + their upsampling) / inference, in percent, from the means. */
@@ -52,8 +59,8 @@ function stats(values: number[]): StageStats {
   return { p50: at(0.5), p95: at(0.95), p99: at(0.99), mean: s.reduce((a, b) => a + b, 0) / s.length };
 }
 
-/** A deterministic street-ish test image (smooth gradients and noise), encoded as PNG like a real input. */
-async function syntheticImage(height: number, width: number, seed: number): Promise<Buffer> {
+/** A deterministic street-ish test image (smooth gradients and noise), encoded like a real input. */
+async function syntheticImage(height: number, width: number, seed: number, format: 'png' | 'jpeg'): Promise<Buffer> {
   const raw = Buffer.alloc(width * height * 3);
   let x = seed;
   for (let i = 0; i < width * height; i++) {
@@ -63,7 +70,54 @@ async function syntheticImage(height: number, width: number, seed: number): Prom
     raw[3 * i + 1] = ((i % width) * 255) / width;
     raw[3 * i + 2] = x >>> 24;
   }
-  return sharp(raw, { raw: { width, height, channels: 3 } }).png({ compressionLevel: 1 }).toBuffer();
+  const image = sharp(raw, { raw: { width, height, channels: 3 } });
+  return (format === 'jpeg' ? image.jpeg({ quality: 90 }) : image.png({ compressionLevel: 1 })).toBuffer();
+}
+
+interface Measured {
+  samples: StageTimings[];
+  /** ms per image of each measured batch. */
+  totals: number[];
+  /** ms from the start of the first measured batch (or the last warm-up result) to the last result. */
+  elapsed: number;
+}
+
+/** scoreBatch over the same images, batch after batch: each stage's latency alone. */
+async function oneAfterAnother(scorer: Scorer, images: Buffer[], opts: BenchOptions): Promise<Measured> {
+  const samples: StageTimings[] = [];
+  const totals: number[] = [];
+  let measured = 0;
+  for (let it = 0; it < opts.warmup + opts.iterations; it++) {
+    const start = performance.now();
+    const results = await scorer.scoreBatch(images);
+    if (it < opts.warmup) continue;
+    if (measured === 0) measured = start;
+    totals.push((performance.now() - start) / images.length);
+    samples.push(results[0].timings);
+  }
+  return { samples, totals, elapsed: performance.now() - measured };
+}
+
+/** The images through scoreStream, the next ones decoded while a batch is scored: throughput. */
+async function streamed(scorer: Scorer, images: Buffer[], opts: BenchOptions, prefetch: number): Promise<Measured> {
+  const count = (opts.warmup + opts.iterations) * opts.batch;
+  const inputs = Array.from({ length: count }, (_, i) => images[i % images.length]);
+  const samples: StageTimings[] = [];
+  const totals: number[] = [];
+  let last = performance.now();
+  let measured = 0;
+  for await (const item of scoreStream(scorer, inputs, { batchSize: opts.batch, prefetch })) {
+    if (item.error) throw item.error;
+    if (item.index % opts.batch !== opts.batch - 1) continue; // one sample per batch, at its last result
+    const now = performance.now();
+    if (item.index >= opts.warmup * opts.batch) {
+      if (measured === 0) measured = last;
+      samples.push(item.result.timings);
+      totals.push((now - last) / opts.batch);
+    }
+    last = now;
+  }
+  return { samples, totals, elapsed: last - measured };
 }
 
 export async function runBench(opts: BenchOptions): Promise<BenchReport> {
@@ -78,20 +132,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   });
   try {
     const [height, width] = opts.size;
-    const images = await Promise.all(Array.from({ length: opts.batch }, (_, i) => syntheticImage(height, width, i + 1)));
-    const samples: StageTimings[] = [];
-    const totals: number[] = [];
-    let measured = 0;
-    const t0 = performance.now();
-    for (let it = 0; it < opts.warmup + opts.iterations; it++) {
-      const start = performance.now();
-      const results = await scorer.scoreBatch(images);
-      if (it < opts.warmup) continue;
-      if (measured === 0) measured = start;
-      totals.push((performance.now() - start) / images.length);
-      samples.push(results[0].timings);
-    }
-    const elapsed = performance.now() - (measured || t0);
+    const images = await Promise.all(Array.from({ length: opts.batch }, (_, i) => syntheticImage(height, width, i + 1, opts.format ?? 'png')));
+    const { samples, totals, elapsed } = opts.prefetch === undefined ? await oneAfterAnother(scorer, images, opts) : await streamed(scorer, images, opts, opts.prefetch);
     const keys: (keyof StageTimings)[] = ['decode', 'preprocess', 'inference', 'scores', 'upsample', 'prediction', 'segments'];
     const stages = Object.fromEntries(keys.map((k) => [k, stats(samples.map((s) => s[k]))])) as BenchReport['stages'];
     stages.total = stats(totals);
@@ -99,6 +141,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       model: scorer.session.modelPath,
       size: opts.size,
       batch: opts.batch,
+      ...(opts.prefetch !== undefined ? { prefetch: opts.prefetch } : {}),
       iterations: opts.iterations,
       scores: scorer.specs.map((s) => `${s.kind}${s.p !== undefined ? `:p=${s.p}` : ''}`),
       stages,
@@ -112,7 +155,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
 
 export function benchTable(r: BenchReport): string {
   const lines = [
-    `model ${r.model}, image ${r.size[0]}×${r.size[1]}, batch ${r.batch}, ${r.iterations} iterations, scores ${r.scores.join(' ')}`,
+    `model ${r.model}, image ${r.size[0]}×${r.size[1]}, batch ${r.batch}${r.prefetch !== undefined ? `, streamed with prefetch ${r.prefetch}` : ''}, ${r.iterations} iterations, scores ${r.scores.join(' ')}`,
     '',
     '| stage (ms per image) | p50 | p95 | p99 | mean |',
     '|---|---:|---:|---:|---:|',
@@ -129,7 +172,9 @@ export function benchCommand(): Command {
     .description('per-stage latency (p50/p95/p99/mean), throughput and the scoring overhead relative to inference')
     .option('--model <path>', 'model directory, card or .onnx (default: the embedded demo model)')
     .option('--size <HxW>', 'input image size', parseSize, [1024, 2048] as [number, number])
+    .option('--format <png|jpeg>', 'encoding of the synthetic images (JPEG at quality 90)', 'png')
     .option('--batch <n>', 'images per inference call', parseCount, 1)
+    .option('--prefetch <n>', 'stream the images (pgn score\'s pipeline), decoding n ahead while a batch is scored', parseCount)
     .option('--iterations <k>', 'measured iterations', parseCount, 20)
     .option('--warmup <k>', 'iterations run first and not measured', parseCount, 2)
     .option('--score <spec>', `score to compute, repeatable (default: the card's recommended score, else pgn-oh:p=${DEFAULT_P})`, collect)
@@ -141,6 +186,8 @@ export function benchCommand(): Command {
     .option('--json', 'print the report as JSON')
     .action(async (opts: BenchOptions) => {
       if (opts.iterations < 1 || opts.batch < 1) throw new RangeError('--iterations and --batch must be >= 1');
+      if (opts.format !== 'png' && opts.format !== 'jpeg') throw new RangeError(`--format must be png or jpeg, got ${String(opts.format)}`);
+      if (opts.prefetch !== undefined && opts.prefetch < opts.batch) throw new RangeError(`--prefetch must be >= --batch (${opts.batch})`);
       const report = await runBench(opts);
       process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${benchTable(report)}\n`);
     });

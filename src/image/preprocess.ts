@@ -5,9 +5,10 @@
  */
 import fs from 'node:fs';
 import { types } from 'node:util';
-import sharp from 'sharp';
+import sharp, { type Metadata } from 'sharp';
 import { ImageError } from '../common/errors';
 import { notRegular } from '../common/read-file';
+import { native } from '../addon';
 import type { ModelCardInput } from '../model/model-card';
 
 /** sharp's own default limit (0x3FFF × 0x3FFF pixels). */
@@ -19,11 +20,18 @@ export interface DecodedImage {
   width: number;
   height: number;
   channels: 3;
+  /** The image's own size, when `data` was decoded straight to DecodeOptions.size. */
+  original?: { width: number; height: number };
 }
 
 export interface DecodeOptions {
   /** Refuse images with more pixels than this, before decoding them. */
   limitInputPixels?: number;
+  /**
+   * The model input size (a card with resize "stretch"): where the bytes come out the same, the
+   * image is decoded and resized in one libvips pipeline (no full-size copy); see resizesOnLoad.
+   */
+  size?: { width: number; height: number };
 }
 
 export interface ImageBatch {
@@ -53,6 +61,9 @@ export async function decodeImage(input: string | Buffer | Uint8Array, opts: Dec
   const label = typeof input === 'string' ? input : '<buffer>';
   const limit = opts.limitInputPixels ?? DEFAULT_PIXEL_LIMIT;
   if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`limitInputPixels must be a positive integer, got ${limit}`);
+  const size = opts.size;
+  if (size !== undefined && (size === null || typeof size !== 'object' || ![size.width, size.height].every((v) => Number.isInteger(v) && v >= 1)))
+    throw new RangeError(`size must be { width, height } of positive integers, got ${JSON.stringify(size)}`);
   if (typeof input !== 'string' && !types.isUint8Array(input))
     throw new TypeError(`an image must be a file path, a Buffer or a Uint8Array of encoded bytes, got ${input === null ? 'null' : typeof input}`);
   const source = typeof input === 'string' || Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
@@ -60,22 +71,39 @@ export async function decodeImage(input: string | Buffer | Uint8Array, opts: Dec
   try {
     // The header alone tells the size: refuse decompression bombs before any pixel is allocated.
     // sharp would refuse them too (limitInputPixels, below), but without saying the size claimed.
-    const { width, height } = await sharp(source, { limitInputPixels: false }).metadata();
+    const metadata = await sharp(source, { limitInputPixels: false }).metadata();
+    const { width, height } = metadata;
     if (!width || !height) throw new ImageError(`${label}: image has no dimensions`);
     if (width * height > limit) {
       throw new ImageError(`${label}: image claims ${width}x${height} = ${width * height} pixels, more than the limit of ${limit}; not decoded`);
     }
-    const { data, info } = await sharp(source, { limitInputPixels: limit, autoOrient: true })
+    const target = size && resizesOnLoad(metadata, size) ? size : undefined;
+    let pipeline = sharp(source, { limitInputPixels: limit, autoOrient: true })
       .removeAlpha()
-      .toColourspace('srgb') // greyscale → 3 channels, 16-bit → 8-bit
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
-    return { data, width: info.width, height: info.height, channels: 3 };
+      .toColourspace('srgb'); // greyscale → 3 channels, 16-bit → 8-bit
+    if (target) pipeline = pipeline.resize(target.width, target.height, { ...RESIZE, fastShrinkOnLoad: false });
+    const { data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    return { data, width: info.width, height: info.height, channels: 3, ...(target ? { original: { width, height } } : {}) };
   } catch (err) {
     if (err instanceof ImageError) throw err;
     throw new ImageError(`${label}: cannot decode image (${reason(err)})`, { cause: err });
   }
 }
+
+/**
+ * Whether decoding straight to `size` gives the bytes of decoding and then resizing (toTensor):
+ * for 8-bit RGB without alpha, colour profile or rotation, at most 3× larger than `size` each way.
+ * Then libvips decodes and resizes in one pass, the same arithmetic; from a 4× reduction on, it would
+ * let the JPEG decoder shrink on load (different bytes), and the other cases convert at another
+ * point of its pipeline. Checked byte for byte in test/preprocess.test.ts.
+ */
+export function resizesOnLoad(m: Metadata, size: { width: number; height: number }): boolean {
+  return m.depth === 'uchar' && m.channels === 3 && !m.hasAlpha && !m.hasProfile && m.space === 'srgb' && (m.orientation ?? 1) === 1
+    && m.width < 4 * size.width && m.height < 4 * size.height;
+}
+
+/** sharp's linear kernel, which also averages when shrinking. */
+const RESIZE = { fit: 'fill', kernel: 'linear' } as const;
 
 /**
  * Builds the model's input batch. With resize "stretch" every image is resized (bilinear, sharp's
@@ -90,17 +118,15 @@ export async function toTensor(images: DecodedImage[], card: { input: ModelCardI
     }
   }
   const { width, height } = targetSize(images, card.input);
-  const plane = width * height;
-  const tables = channelTables(card.input);
-  const data = new Float32Array(images.length * 3 * plane);
-  for (const [n, im] of images.entries()) {
-    const pixels = im.width === width && im.height === height ? im.data : await resize(im, width, height);
-    tables.forEach(({ source, table }, c) => {
-      const out = data.subarray((n * 3 + c) * plane, (n * 3 + c + 1) * plane);
-      for (let p = 0; p < plane; p++) out[p] = table[pixels[p * 3 + source]!]!;
-    });
-  }
-  return { data, dims: [images.length, 3, height, width], sizes: images.map(({ width, height }) => ({ width, height })) };
+  const pixels = await Promise.all(images.map((im) => (im.width === width && im.height === height ? im.data : resize(im, width, height))));
+  // The per-pixel normalize and HWC → NCHW run natively, off the JavaScript thread.
+  const data = await native.normalizeImages({ images: pixels, plane: width * height, ...channelTables(card.input) });
+  return { data, dims: [images.length, 3, height, width], sizes: images.map(imageSize) };
+}
+
+/** An image's own size, also when it was decoded straight to the model input size. */
+export function imageSize(image: DecodedImage): { width: number; height: number } {
+  return image.original ?? { width: image.width, height: image.height };
 }
 
 function targetSize(images: DecodedImage[], input: ModelCardInput): { width: number; height: number } {
@@ -118,16 +144,19 @@ function targetSize(images: DecodedImage[], input: ModelCardInput): { width: num
 }
 
 /** Per model channel: which RGB byte feeds it, and (v / scale − mean) / std for all 256 values. */
-function channelTables(input: ModelCardInput): { source: number; table: Float32Array }[] {
-  return [0, 1, 2].map((c) => ({
-    source: input.channelOrder === 'rgb' ? c : 2 - c,
-    table: Float32Array.from({ length: 256 }, (_, v) => (v / input.scale - input.mean[c]!) / input.std[c]!),
-  }));
+function channelTables(input: ModelCardInput): { source: number[]; tables: Float32Array } {
+  return {
+    source: [0, 1, 2].map((c) => (input.channelOrder === 'rgb' ? c : 2 - c)),
+    tables: Float32Array.from({ length: 3 * 256 }, (_, i) => {
+      const [c, v] = [Math.floor(i / 256), i % 256];
+      return (v / input.scale - input.mean[c]!) / input.std[c]!;
+    }),
+  };
 }
 
 function resize(im: DecodedImage, width: number, height: number): Promise<Buffer> {
   return sharp(im.data, { raw: { width: im.width, height: im.height, channels: 3 } })
-    .resize(width, height, { fit: 'fill', kernel: 'linear' })
+    .resize(width, height, RESIZE)
     .raw()
     .toBuffer();
 }

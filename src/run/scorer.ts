@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { decodeImage, DecodedImage, toTensor } from '../image/preprocess';
+import { decodeImage, DecodedImage, imageSize, toTensor } from '../image/preprocess';
 import { Backend, checkBackend, computeScores, DEFAULT_P, isPgn2, normalizeScore, scoreLabel, scoreName, ScoreSpec, upsample, upsampleArgmax } from '../scoring/scores';
 import { ExecutionProvider, ModelSession } from '../model/session';
 import { findSegments, Segment } from '../scoring/segments';
@@ -122,9 +122,16 @@ export class Scorer {
     return new Scorer(session, specs, options, options.segments ? segmentation(options.segments, specs, session) : undefined);
   }
 
-  /** Decodes one image (file path or encoded bytes), with the scorer's pixel limit. */
+  /**
+   * Decodes one image (file path or encoded bytes), with the scorer's pixel limit; for a model that
+   * stretches its input, straight to the input size where that gives the same bytes (`original`
+   * then holds the image's own size).
+   */
   decode(input: ImageInput): Promise<DecodedImage> {
-    return decodeImage(input, { limitInputPixels: this.options.limitInputPixels });
+    const { input: card } = this.session.card;
+    // With resize "stretch" only the model-size pixels are needed (overlays read the file again).
+    const size = card.resize === 'stretch' && card.width && card.height ? { width: card.width, height: card.height } : undefined;
+    return decodeImage(input, { limitInputPixels: this.options.limitInputPixels, size });
   }
 
   async score(input: ImageInput): Promise<ImageResult> {
@@ -165,7 +172,8 @@ export class Scorer {
     const [, classes, h, w] = out.logitsDims;
     const plane = h * w;
     const up = { alignCorners: this.options.alignCorners, threads: this.options.threads };
-    const targets = images.map((image, i): [number, number] => [(sizes?.[i] ?? image).height, (sizes?.[i] ?? image).width]);
+    const outputSizes = images.map((image, i) => sizes?.[i] ?? imageSize(image));
+    const targets = outputSizes.map(({ height, width }): [number, number] => [height, width]);
     const mapsPerImage = await Promise.all(images.map((_, i) => Promise.all(this.specs.map(async (spec, k) => {
       const map = scored.maps[k].map.data.subarray(i * plane, (i + 1) * plane);
       return { spec, name: scoreName(spec), data: (await upsample({ data: map, dims: [1, h, w] }, targets[i], up)).data };
@@ -176,8 +184,8 @@ export class Scorer {
       ? (await upsampleArgmax({ data: out.logits.subarray(i * classes * plane, (i + 1) * classes * plane), dims: [1, classes, h, w] }, targets[i], up)).data
       : undefined));
     const t5 = performance.now();
-    const results = images.map((image, i) => ({ image, maps: mapsPerImage[i], prediction: predictions[i] }));
-    const segments = await Promise.all(results.map((r, i) => this.segment(r.maps, r.prediction, sizes?.[i] ?? r.image)));
+    const results = images.map((_, i) => ({ maps: mapsPerImage[i], prediction: predictions[i] }));
+    const segments = await Promise.all(results.map((r, i) => this.segment(r.maps, r.prediction, outputSizes[i])));
     const t6 = performance.now();
     const timings: StageTimings = {
       decode: 0,
@@ -188,11 +196,11 @@ export class Scorer {
       prediction: (t5 - t4) / n,
       segments: (t6 - t5) / n,
     };
-    return results.map(({ image, maps, prediction }, i) => ({
+    return results.map(({ maps, prediction }, i) => ({
       ...segments[i],
       source: '<decoded>',
-      width: sizes?.[i]?.width ?? image.width,
-      height: sizes?.[i]?.height ?? image.height,
+      width: outputSizes[i].width,
+      height: outputSizes[i].height,
       maps,
       ...(prediction && this.options.prediction !== false ? { prediction } : {}),
       timings: { ...timings },

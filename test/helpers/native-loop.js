@@ -45,6 +45,7 @@ async function iteration(i) {
   await expectRefused(() => native.scores({ logits, logitsDims: [N, C, h], scores: [] }));
   const up = await native.upsample({ input: out.maps[0], dims: [N, h, w], size: [64, 64], threads: 2 });
   await native.upsampleArgmax({ logits, dims: [N, C, h, w], size: [48, 80], alignCorners: i % 2 === 0 });
+  await native.normalizeImages({ images: [new Uint8Array(3 * 64)], plane: 64, tables: new Float32Array(768), source: [2, 1, 0] });
   await expectRefused(() => native.upsample({ input: up, dims: [1, 64, 64], size: [0, 3] }));
   const seg = await native.components({ scores: up, dims: [1, 64, 64], threshold: 0.5, prediction: new Int32Array(64 * 64), connectivity: i % 2 ? 4 : 8, threads: 2 });
   if (seg.segments.counts.length !== 1) throw new Error('components: one image expected');
