@@ -9,6 +9,7 @@ import * as path from 'path';
 import { BackendError, ModelError } from '../common/errors';
 import { analyzeModel, exposeFeatures, ModelAnalysis } from './graph-surgery';
 import { checkCardAgainstModel, loadModelCard, ModelCard } from './model-card';
+import { InferenceThread, ThreadTensor } from './inference-thread';
 import { halfToFloat, onnx } from './onnx';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
@@ -61,13 +62,13 @@ function chooseProviders(requested: ExecutionProvider[] | undefined): { provider
   return { providers: [...requested], auto: false };
 }
 
-async function createSession(bytes: Uint8Array, providers: ExecutionProvider[], threads: number | undefined, source: string): Promise<ort.InferenceSession> {
+async function createSession(bytes: Uint8Array, providers: ExecutionProvider[], threads: number | undefined, source: string): Promise<InferenceThread> {
   // No spin-waiting of ONNX Runtime's threads after a run: the native scores run right after
   // inference on the same cores, and spinning threads would take them.
   const options: ort.InferenceSession.SessionOptions = { executionProviders: providers, extra: { session: { intra_op: { allow_spinning: '0' } } } };
   if (threads !== undefined) options.intraOpNumThreads = threads;
   try {
-    return await ort.InferenceSession.create(bytes, options);
+    return await InferenceThread.start(bytes, options);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     if (providers.includes('cuda')) throw new BackendError(`the CUDA execution provider failed to start (${reason})`, { cause: err });
@@ -76,7 +77,7 @@ async function createSession(bytes: Uint8Array, providers: ExecutionProvider[], 
 }
 
 /** ORT hands float16 out as raw bits (Uint16Array), or as Float16Array where the runtime has one. */
-function toFloat32(t: ort.Tensor, name: string): Float32Array {
+function toFloat32(t: ThreadTensor, name: string): Float32Array {
   if (t.type === 'float32') return t.data as Float32Array;
   if (t.type === 'float16' && t.data instanceof Uint16Array) return Float32Array.from(t.data, halfToFloat);
   if (t.type === 'float16' || t.type === 'float64') return Float32Array.from(t.data as ArrayLike<number>);
@@ -116,7 +117,7 @@ export class ModelSession {
   readonly featureChannels: number;
 
   private constructor(
-    private readonly session: ort.InferenceSession,
+    private readonly thread: InferenceThread,
     readonly card: ModelCard,
     /** The card file, or null for a default card derived from the model. */
     readonly cardPath: string | null,
@@ -151,9 +152,9 @@ export class ModelSession {
     }
     const patched = exposeFeatures(bytes, analysis);
     let used = providers;
-    let session: ort.InferenceSession;
+    let session: InferenceThread;
     try {
-      session = await createSession(patched, providers, threads, modelPath);
+      session = await createSession(patched.slice(), providers, threads, modelPath); // its bytes move to the thread
     } catch (err) {
       // CUDA chosen by default (not asked for) but unusable, e.g. no GPU: CPU still works.
       if (!(auto && err instanceof BackendError)) throw err;
@@ -163,15 +164,49 @@ export class ModelSession {
     return new ModelSession(session, card, cardPath, modelPath, analysis, used);
   }
 
-  /** Runs a normalized NCHW batch; only the conv's output and input are fetched. */
-  async run(input: Float32Array, dims: readonly [number, number, number, number]): Promise<SessionOutputs> {
+  /**
+   * The model's fixed batch size, or null when its batch dimension is symbolic. Batches of another
+   * size run in chunks of that size, the last one padded with zeros.
+   */
+  get fixedBatch(): number | null {
+    const n = this.analysis.input.shape[0];
+    return typeof n === 'number' && n > 0 ? n : null;
+  }
+
+  /**
+   * Runs a normalized NCHW batch on the session's own thread; only the conv's output and input are
+   * fetched. With `transfer: true` the input's buffer moves to that thread (the caller's array is
+   * left detached; the returned `convInput` may be it); by default the input is copied.
+   */
+  async run(input: Float32Array, dims: readonly [number, number, number, number], opts: { transfer?: boolean } = {}): Promise<SessionOutputs> {
     checkInput(input, dims);
+    const fixed = this.fixedBatch;
+    if (fixed === null || fixed === dims[0]) {
+      const give = opts.transfer === true && input.byteLength === input.buffer.byteLength;
+      const out = await this.runOnce(give ? input : input.slice(), dims);
+      // x is the model input itself: the caller's array, when it was only copied
+      return give || !this.analysis.secondLayer?.inputIsModelInput ? out : { ...out, convInput: input };
+    }
+    const per = input.length / dims[0];
+    const chunks: SessionOutputs[] = [];
+    for (let start = 0; start < dims[0]; start += fixed) {
+      const padded = new Float32Array(fixed * per);
+      padded.set(input.subarray(start * per, Math.min(dims[0], start + fixed) * per));
+      chunks.push(await this.runOnce(padded, [fixed, dims[1], dims[2], dims[3]]));
+    }
+    return joinChunks(chunks, dims[0]);
+  }
+
+  private async runOnce(input: Float32Array, dims: readonly [number, number, number, number]): Promise<SessionOutputs> {
     const { conv, featuresTensor, secondLayer } = this.analysis;
-    const feeds = { [this.analysis.input.name]: new ort.Tensor('float32', input, [...dims]) };
+    const name = this.analysis.input.name;
     const x = secondLayer && !secondLayer.inputIsModelInput ? secondLayer.inputTensor : null;
-    let out: ort.InferenceSession.ReturnType;
+    let out: Record<string, ThreadTensor>;
+    let fed: Float32Array;
     try {
-      out = await this.session.run(feeds, [conv.output, featuresTensor, ...(x ? [x] : [])]);
+      const ran = await this.thread.run({ [name]: { type: 'float32', data: input, dims } }, [conv.output, featuresTensor, ...(x ? [x] : [])]);
+      out = ran.result;
+      fed = ran.feeds[name]!.data as Float32Array;
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       throw new ModelError(`${this.modelPath}: inference failed for input [${dims.join(',')}] (${reason})`, { cause: err });
@@ -184,13 +219,30 @@ export class ModelSession {
       features: toFloat32(features, featuresTensor),
       featuresDims: [...features.dims],
       ...(secondLayer ? {
-        convInput: x ? toFloat32(out[x]!, x) : input,
+        convInput: x ? toFloat32(out[x]!, x) : fed,
         convInputDims: x ? [...out[x]!.dims] : [...dims],
       } : {}),
     };
   }
 
   async dispose(): Promise<void> {
-    await this.session.release();
+    await this.thread.close();
   }
+}
+
+/** The first n images of chunked outputs, as one batch. */
+function joinChunks(chunks: SessionOutputs[], n: number): SessionOutputs {
+  const join = (pick: (o: SessionOutputs) => [Float32Array, number[]] | undefined): [Float32Array, number[]] | undefined => {
+    const parts = chunks.map(pick);
+    if (!parts[0]) return undefined;
+    const [, dims0] = parts[0];
+    const per = parts[0][0].length / dims0[0]!;
+    const data = new Float32Array(n * per);
+    parts.forEach((p, k) => data.set(p![0].subarray(0, Math.min(dims0[0]!, n - k * dims0[0]!) * per), k * dims0[0]! * per));
+    return [data, [n, ...dims0.slice(1)]];
+  };
+  const [logits, logitsDims] = join((o) => [o.logits, o.logitsDims])!;
+  const [features, featuresDims] = join((o) => [o.features, o.featuresDims])!;
+  const conv = join((o) => (o.convInput ? [o.convInput, o.convInputDims!] : undefined));
+  return { logits, logitsDims, features, featuresDims, ...(conv ? { convInput: conv[0], convInputDims: conv[1] } : {}) };
 }

@@ -149,7 +149,7 @@ export class Scorer {
     const t0 = performance.now();
     const batch = await toTensor(images, this.session.card);
     const t1 = performance.now();
-    const out = await this.session.run(batch.data, batch.dims);
+    const out = await this.session.run(batch.data, batch.dims, { transfer: true }); // toTensor's array is ours to give away
     const t2 = performance.now();
     const logits = { data: out.logits, dims: out.logitsDims };
     const scored = await computeScores(logits, { data: out.features, dims: out.featuresDims }, {
