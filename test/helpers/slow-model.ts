@@ -16,6 +16,8 @@ export interface SlowModelOptions {
   size?: number;
   /** A fixed batch dimension instead of a symbolic one. */
   batch?: number;
+  /** resize "none": symbolic H, W, images fed at their own size. */
+  anySize?: boolean;
 }
 
 /** Writes model.onnx and model.json into a new temporary folder and returns the folder. */
@@ -25,7 +27,7 @@ export function writeSlowModel(o: SlowModelOptions = {}): string {
   const size = o.size ?? 128;
   const classes = 4;
   const g = new GraphBuilder(7);
-  g.input('input', [o.batch ?? 'N', 3, size, size]);
+  g.input('input', o.anySize ? [o.batch ?? 'N', 3, 'H', 'W'] : [o.batch ?? 'N', 3, size, size]);
   g.randomInit('stem.w', [F, 3, 3, 3]);
   g.node('Conv', ['input', 'stem.w'], ['h0'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [2, 2] });
   for (let l = 0; l < layers; l++) {
@@ -43,7 +45,7 @@ export function writeSlowModel(o: SlowModelOptions = {}): string {
   fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify({
     name: 'slow',
     model: 'model.onnx',
-    input: { name: 'input', height: size, width: size, resize: 'stretch', channelOrder: 'rgb', scale: 255, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] },
+    input: { name: 'input', ...(o.anySize ? { resize: 'none' } : { height: size, width: size, resize: 'stretch' }), channelOrder: 'rgb', scale: 255, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] },
     classes: ['a', 'b', 'c', 'd'].map((name) => ({ name, color: [0, 0, 0] })),
     recommended: { score: 'pgn-oh:p=0.5', threshold: 1 },
   }));
