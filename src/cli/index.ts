@@ -9,6 +9,7 @@ import { benchCommand } from './bench';
 import { evalCommand } from './eval';
 import { inspectCommand } from './inspect';
 import { scoreCommand } from './score';
+import { serveCommand } from './serve';
 import { tensorsCommand } from './tensors';
 
 const pkg = require('../../package.json') as { version: string };
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   program.addCommand(inspectCommand());
   program.addCommand(scoreCommand());
   program.addCommand(evalCommand());
+  program.addCommand(serveCommand());
   program.addCommand(benchCommand());
   program.addCommand(tensorsCommand());
   return program;

@@ -229,16 +229,31 @@ export class Scorer {
     }));
   }
 
-  private async segment(maps: ScoredMap[], prediction: Int32Array | undefined, image: { width: number; height: number }) {
-    if (!this.segmentation) return {};
-    const map = maps[this.segmentation.index].data;
+  /**
+   * The OoD segments of a result under other settings than the scorer's own (another score among
+   * the requested ones, threshold, minArea, connectivity), e.g. per HTTP request.
+   */
+  async segmentsOf(result: ImageResult, option: SegmentsOption): Promise<{ segments: Segment[]; segmentLabels: Uint32Array }> {
+    const found = await this.segment(result.maps, result.prediction, result, segmentation(option, this.specs, this.session), option);
+    return found as { segments: Segment[]; segmentLabels: Uint32Array };
+  }
+
+  private async segment(
+    maps: ScoredMap[],
+    prediction: Int32Array | undefined,
+    image: { width: number; height: number },
+    how = this.segmentation,
+    option = this.options.segments,
+  ): Promise<{ segments?: Segment[]; segmentLabels?: Uint32Array }> {
+    if (!how) return {};
+    const map = maps[how.index].data;
     const height = map.length / image.width;
     const dims: [number, number, number] = [1, height, image.width];
     const found = await findSegments({ data: map, dims }, {
-      threshold: this.segmentation.threshold,
+      threshold: how.threshold,
       prediction: prediction ? { data: prediction, dims } : undefined,
-      minArea: this.options.segments?.minArea,
-      connectivity: this.options.segments?.connectivity,
+      minArea: option?.minArea,
+      connectivity: option?.connectivity,
       threads: this.options.threads,
       backend: this.options.backend,
     });
