@@ -85,7 +85,7 @@ function print(rows) {
   }
 }
 
-module.exports = { run, print };
+module.exports = { run, print, image2mp };
 
 if (require.main === module) {
   if (process.argv[2]) scenario(process.argv[2]).then((r) => process.stdout.write(JSON.stringify(r)));

@@ -9,6 +9,7 @@ const benches = {
   'scores-peer': () => require('./scores-peer'),
   pipeline: () => require('./pipeline'),
   backend: () => require('./backend'),
+  serve: () => require('./serve'),
 };
 
 async function main() {

@@ -1,8 +1,9 @@
 /** Option parsers shared by the subcommands. */
 import { InvalidArgumentError } from 'commander';
 import { loadModelCard } from '../model/model-card';
-import { DEMO_MODEL } from '../run/scorer';
-import { DEFAULT_P, scoreLabel } from '../scoring/scores';
+import { DEMO_MODEL, ScorerOptions } from '../run/scorer';
+import type { ExecutionProvider } from '../model/session';
+import { Backend, DEFAULT_P, scoreLabel } from '../scoring/scores';
 
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -30,7 +31,7 @@ export function parseNumber(value: string): number {
  * Segments need a threshold: --threshold, or the card's recommendation for the first score. A model
  * without either is still scored (maps, prediction), with a note that segments were skipped.
  */
-export async function segmentsWanted(opts: { segments: boolean; threshold?: number; model?: string; score?: string[] }, command: string): Promise<boolean> {
+async function segmentsWanted(opts: ScorerFlags, command: string): Promise<boolean> {
   if (!opts.segments) return false;
   if (opts.threshold !== undefined) return true;
   const { card } = await loadModelCard(opts.model ?? DEMO_MODEL);
@@ -38,4 +39,29 @@ export async function segmentsWanted(opts: { segments: boolean; threshold?: numb
   if (card.recommended && scoreLabel(card.recommended.score) === scoreLabel(first)) return true;
   process.stderr.write(`${command}: no segments: the model card recommends no threshold for ${scoreLabel(first)}; give --threshold to get them\n`);
   return false;
+}
+
+/** The scorer options that `pgn score` and `pgn serve` share, from their flags. */
+export interface ScorerFlags {
+  model?: string;
+  score?: string[];
+  threads?: number;
+  backend?: Backend;
+  intraOpThreads?: number;
+  ep?: ExecutionProvider;
+  segments: boolean;
+  threshold?: number;
+  minArea: number;
+}
+
+export async function scorerOptions(opts: ScorerFlags, command: string): Promise<ScorerOptions> {
+  return {
+    model: opts.model,
+    scores: opts.score,
+    threads: opts.threads,
+    backend: opts.backend,
+    intraOpThreads: opts.intraOpThreads,
+    executionProviders: opts.ep ? [opts.ep] : undefined,
+    segments: (await segmentsWanted(opts, command)) ? { threshold: opts.threshold, minArea: opts.minArea } : undefined,
+  };
 }

@@ -11,7 +11,7 @@ import { ImageResult, Scorer } from '../run/scorer';
 import { mapSummary } from '../run/summary';
 import { robustRange, writeLabelPng, writeOverlayPng } from '../image/segment-images';
 import { ExecutionProvider } from '../model/session';
-import { collect, parseCount, parseNumber, segmentsWanted } from './options';
+import { collect, parseCount, parseNumber, scorerOptions } from './options';
 import { progress } from './progress';
 
 interface ScoreCommandOptions {
@@ -102,15 +102,7 @@ async function runScore(patterns: string[], opts: ScoreCommandOptions): Promise<
 }
 
 async function scoreAll(files: string[], opts: ScoreCommandOptions, out: { write(line: string): unknown }): Promise<number> {
-  const scorer = await Scorer.create({
-    model: opts.model,
-    scores: opts.score,
-    threads: opts.threads,
-    backend: opts.backend,
-    intraOpThreads: opts.intraOpThreads,
-    executionProviders: opts.ep ? [opts.ep] : undefined,
-    segments: (await segmentsWanted(opts, 'pgn score')) ? { threshold: opts.threshold, minArea: opts.minArea } : undefined,
-  });
+  const scorer = await Scorer.create(await scorerOptions(opts, 'pgn score'));
   const bar = process.stdout.isTTY && !opts.ndjson ? undefined : progress('pgn score');
   let failed = 0;
   let done = 0;

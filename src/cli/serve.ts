@@ -5,13 +5,11 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { Scorer } from '../run/scorer';
-import { Backend, DEFAULT_P } from '../scoring/scores';
-import { ExecutionProvider } from '../model/session';
+import { DEFAULT_P } from '../scoring/scores';
 import { buildServer, DEFAULT_MAX_BODY } from '../serve/server';
-import { collect, parseCount, parseNumber, segmentsWanted } from './options';
+import { collect, parseCount, parseNumber, ScorerFlags, scorerOptions } from './options';
 
-interface ServeCommandOptions {
-  model?: string;
+interface ServeCommandOptions extends ScorerFlags {
   host: string;
   port: number;
   maxBody: number;
@@ -20,14 +18,6 @@ interface ServeCommandOptions {
   maxBatch: number;
   maxDelayMs: number;
   timeout?: number;
-  score?: string[];
-  segments: boolean;
-  threshold?: number;
-  minArea: number;
-  threads?: number;
-  intraOpThreads?: number;
-  backend?: Backend;
-  ep?: ExecutionProvider;
 }
 
 /** Bytes, with an optional k / m suffix (binary: 1k = 1024). */
@@ -70,13 +60,7 @@ export function serveCommand(): Command {
 
 async function serve(opts: ServeCommandOptions): Promise<void> {
   const scorer = await Scorer.create({
-    model: opts.model,
-    scores: opts.score,
-    threads: opts.threads,
-    backend: opts.backend,
-    intraOpThreads: opts.intraOpThreads,
-    executionProviders: opts.ep ? [opts.ep] : undefined,
-    segments: (await segmentsWanted(opts, 'pgn serve')) ? { threshold: opts.threshold, minArea: opts.minArea } : undefined,
+    ...(await scorerOptions(opts, 'pgn serve')),
     maxInFlight: opts.maxInFlight,
     maxQueue: opts.maxQueue,
     maxBatch: opts.maxBatch,

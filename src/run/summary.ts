@@ -5,9 +5,11 @@ export interface MapSummary {
   mean: number;
 }
 
+/** One pass on the main thread (an indexed loop: for…of on a 2 MP typed array costs several times more). */
 export function mapSummary(data: Float32Array): MapSummary {
   let min = Infinity, max = -Infinity, sum = 0;
-  for (const v of data) {
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
     if (v < min) min = v;
     if (v > max) max = v;
     sum += v;
