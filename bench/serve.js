@@ -17,7 +17,7 @@ const { image2mp } = require('./backend');
 const CLI = path.join(__dirname, '..', 'dist', 'cli', 'index.js');
 const ESPNET = path.join(__dirname, '..', '..', 'shared', 'real', 'espnetv2');
 const SECONDS = Number(process.env.PGN_SERVE_SECONDS ?? 10);
-const CONCURRENCY = [1, 8, 32];
+const CONCURRENCY = (process.env.PGN_SERVE_CONCURRENCY ?? '1,8,32').split(',').map(Number);
 
 function percentiles(values) {
   const s = [...values].sort((a, b) => a - b);
@@ -110,7 +110,8 @@ function offline(model, batch) {
 async function run() {
   const jpeg = await image2mp();
   const models = [['demo', path.join(__dirname, '..', 'models', 'demo')]];
-  if (fs.existsSync(ESPNET)) models.push(['ESPNetv2', ESPNET]);
+  if (process.env.PGN_SERVE_DEMO_ONLY) console.warn('ESPNetv2 skipped: PGN_SERVE_DEMO_ONLY');
+  else if (fs.existsSync(ESPNET)) models.push(['ESPNetv2', ESPNET]);
   else console.warn(`ESPNetv2 skipped: ${ESPNET} not found`);
   const rows = [];
   for (const [name, model] of models) {

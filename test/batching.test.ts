@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import sharp from 'sharp';
+import { ModelSession } from '../src/model/session';
 import { ImageResult, Scorer, ScorerOptions } from '../src/run/scorer';
 import { writeSlowModel, SlowModelOptions } from './helpers/slow-model';
 
@@ -46,7 +47,8 @@ async function check(model: SlowModelOptions, sizes: [number, number][], expecte
   const inputs = await images(sizes);
   const alone = await scoreAll(dir, inputs, { maxBatch: 1 });
   expect(alone.every((r) => r.batchSize === 1)).toBe(true);
-  const batched = await scoreAll(dir, inputs, { maxBatch: 4, maxDelayMs: 500 });
+  // a long delay: on a loaded machine every image is decoded before its batch goes, whatever the timing
+  const batched = await scoreAll(dir, inputs, { maxBatch: 4, maxDelayMs: 2000 });
   expect(batched.map((r) => r.batchSize)).toEqual(expectedBatches);
   expectIdentical(batched, alone);
   expect(batched.some((r) => (r.segments ?? []).length > 0)).toBe(true); // the segments compared are not all empty
@@ -62,4 +64,27 @@ test('a fixed batch size caps maxBatch and pads the last batch; results identica
 
 test('resize "none": a batch holds images of one size only, the others wait for the next; results identical', async () => {
   await check({ anySize: true }, [[40, 30], [24, 24], [40, 30], [24, 24], [40, 30]], [3, 2, 3, 2, 3]);
+});
+
+test('ModelSession.run: a batch larger than a fixed batch size runs in padded chunks, each image as if alone', async () => {
+  const dir = writeSlowModel({ layers: 2, channels: 16, size: 32, batch: 2 });
+  dirs.push(dir);
+  const session = await ModelSession.create(dir);
+  try {
+    expect(session.fixedBatch).toBe(2);
+    const per = 3 * 32 * 32;
+    const input = Float32Array.from({ length: 5 * per }, (_, i) => Math.sin(i * 0.37));
+    const all = await session.run(input, [5, 3, 32, 32]);
+    expect(all.logitsDims[0]).toBe(5);
+    expect(all.featuresDims[0]).toBe(5);
+    for (let n = 0; n < 5; n++) {
+      const pair = new Float32Array(2 * per);
+      pair.set(input.subarray(n * per, (n + 1) * per));
+      const alone = await session.run(pair, [2, 3, 32, 32]);
+      const size = alone.logits.length / 2;
+      expect(Buffer.from(all.logits.subarray(n * size, (n + 1) * size).slice().buffer).equals(Buffer.from(alone.logits.subarray(0, size).slice().buffer))).toBe(true);
+    }
+  } finally {
+    await session.dispose();
+  }
 });

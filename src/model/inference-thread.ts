@@ -15,10 +15,20 @@ export interface ThreadTensor {
   dims: readonly number[];
 }
 
+/** How much nicer than the main thread inference runs (Unix nice levels; 19 at most). */
+const INFERENCE_NICE = 5;
+
 /** The worker's code: kept as a string so that it runs the same from src/ (tests) and dist/. */
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const ort = require(workerData.ort);
+// A lower priority for this thread, and so for ONNX Runtime's threads, which it creates and which
+// inherit it: when the cores are saturated the event loop is served first (Linux, macOS: per thread).
+try {
+  require('node:os').setPriority(0, Math.min(19, require('node:os').getPriority(0) + workerData.nice));
+} catch {
+  // not permitted here: run at the process's priority
+}
 let session;
 const message = (err) => (err && err.message) || String(err);
 ort.InferenceSession.create(workerData.model, workerData.options).then(
@@ -89,7 +99,7 @@ export class InferenceThread {
   static start(model: Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<InferenceThread> {
     const worker = new Worker(WORKER, {
       eval: true,
-      workerData: { ort: require.resolve('onnxruntime-node'), model, options },
+      workerData: { ort: require.resolve('onnxruntime-node'), model, options, nice: INFERENCE_NICE },
       transferList: [model.buffer as ArrayBuffer],
     });
     return new Promise((resolve, reject) => {
