@@ -12,6 +12,8 @@ const benches = {
   calibration: () => require('./calibration'),
   'real-parity': () => require('./real-parity'),
   'fpr-threshold': () => require('./fpr-threshold'),
+  backend: () => require('./backend'),
+  serve: () => require('./serve'),
 };
 
 async function main() {

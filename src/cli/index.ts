@@ -12,6 +12,7 @@ import { cardCommand } from './card';
 import { evalCommand } from './eval';
 import { inspectCommand } from './inspect';
 import { scoreCommand } from './score';
+import { serveCommand } from './serve';
 import { tensorsCommand } from './tensors';
 
 const pkg = require('../../package.json') as { version: string };
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   program.addCommand(calibrateCommand());
   program.addCommand(scoreCommand());
   program.addCommand(evalCommand());
+  program.addCommand(serveCommand());
   program.addCommand(benchCommand());
   program.addCommand(tensorsCommand());
   return program;

@@ -1,17 +1,17 @@
 /** `pgn score`: images (files, folders, globs) through a model, streamed; one NDJSON line per image. */
 import path from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { ensureDir, openAtomic } from '../common/files';
 import { commandLineInputs } from '../run/inputs';
 import { writeNpy } from '../common/npy';
 import { scoreStream } from '../run/pipeline';
 import { writePredictionPng } from '../image/render';
-import { loadModelCard } from '../model/model-card';
-import { Backend, DEFAULT_P, scoreLabel } from '../scoring/scores';
-import { DEMO_MODEL, ImageResult, Scorer } from '../run/scorer';
-import { writeLabelPng, writeOverlayPng } from '../image/segment-images';
+import { Backend, DEFAULT_P } from '../scoring/scores';
+import { ImageResult, Scorer } from '../run/scorer';
+import { mapSummary } from '../run/summary';
+import { robustRange, writeLabelPng, writeOverlayPng } from '../image/segment-images';
 import { ExecutionProvider } from '../model/session';
-import { collect, parseCount, parseIntraOpThreads } from './options';
+import { collect, parseCount, parseIntraOpThreads, parseNumber, scorerOptions } from './options';
 import { progress } from './progress';
 
 interface ScoreCommandOptions {
@@ -33,12 +33,6 @@ interface ScoreCommandOptions {
   intraOpThreads?: number;
   backend?: Backend;
   ep?: ExecutionProvider;
-}
-
-function parseNumber(value: string): number {
-  const n = Number(value);
-  if (value.trim() === '' || Number.isNaN(n)) throw new InvalidArgumentError('expected a number');
-  return n;
 }
 
 export function scoreCommand(): Command {
@@ -69,28 +63,6 @@ export function scoreCommand(): Command {
     });
 }
 
-function summary(data: Float32Array): { min: number; max: number; mean: number } {
-  let min = Infinity, max = -Infinity, sum = 0;
-  for (const v of data) {
-    if (v < min) min = v;
-    if (v > max) max = v;
-    sum += v;
-  }
-  return { min, max, mean: sum / data.length };
-}
-
-/**
- * The 1st–99th percentile of a map (on a strided sample): PGN maps have rare, very high values at
- * class boundaries that would leave the rest of a min–max heatmap dark.
- */
-function robustRange(data: Float32Array): [number, number] {
-  const step = Math.max(1, Math.floor(data.length / 20000));
-  const sample = Float32Array.from({ length: Math.floor(data.length / step) }, (_, i) => data[i * step]).sort();
-  const lo = sample[Math.floor(0.01 * (sample.length - 1))];
-  const hi = sample[Math.floor(0.99 * (sample.length - 1))];
-  return hi > lo ? [lo, hi] : [lo, lo + 1];
-}
-
 async function writeOutputs(result: ImageResult, scorer: Scorer, opts: ScoreCommandOptions): Promise<string[]> {
   if (!opts.out) return [];
   const stem = path.join(opts.out, path.parse(result.source).name);
@@ -117,20 +89,6 @@ async function writeOutputs(result: ImageResult, scorer: Scorer, opts: ScoreComm
   return written;
 }
 
-/**
- * Segments need a threshold: --threshold, or the card's recommendation for the first score. A model
- * without either is still scored (maps, prediction), with a note that segments were skipped.
- */
-async function segmentsWanted(opts: ScoreCommandOptions): Promise<boolean> {
-  if (!opts.segments) return false;
-  if (opts.threshold !== undefined) return true;
-  const { card } = await loadModelCard(opts.model ?? DEMO_MODEL);
-  const first = opts.score?.[0] ?? card.recommended?.score ?? `pgn-oh:p=${DEFAULT_P}`;
-  if (card.recommended && scoreLabel(card.recommended.score) === scoreLabel(first)) return true;
-  process.stderr.write(`pgn score: no segments: the model card recommends no threshold for ${scoreLabel(first)}; give --threshold, or choose one with "pgn calibrate --model MODEL --score ${scoreLabel(first)} IMAGES..."\n`);
-  return false;
-}
-
 async function runScore(patterns: string[], opts: ScoreCommandOptions): Promise<number> {
   const files = await commandLineInputs(patterns, opts.filesFrom);
   if (opts.out) await ensureDir(opts.out);
@@ -146,15 +104,7 @@ async function runScore(patterns: string[], opts: ScoreCommandOptions): Promise<
 }
 
 async function scoreAll(files: string[], opts: ScoreCommandOptions, out: { write(line: string): unknown }): Promise<number> {
-  const scorer = await Scorer.create({
-    model: opts.model,
-    scores: opts.score,
-    threads: opts.threads,
-    backend: opts.backend,
-    intraOpThreads: opts.intraOpThreads,
-    executionProviders: opts.ep ? [opts.ep] : undefined,
-    segments: (await segmentsWanted(opts)) ? { threshold: opts.threshold, minArea: opts.minArea } : undefined,
-  });
+  const scorer = await Scorer.create(await scorerOptions(opts, 'pgn score'));
   const bar = process.stdout.isTTY && !opts.ndjson ? undefined : progress('pgn score');
   let failed = 0;
   let done = 0;
@@ -165,7 +115,7 @@ async function scoreAll(files: string[], opts: ScoreCommandOptions, out: { write
         if (item.error) throw item.error;
         const r = item.result;
         const outputs = await writeOutputs(r, scorer, opts);
-        const scores = Object.fromEntries(r.maps.map((m) => [m.name, summary(m.data)]));
+        const scores = Object.fromEntries(r.maps.map((m) => [m.name, mapSummary(m.data)]));
         record = { file: r.source, width: r.width, height: r.height, scores, segments: r.segments, outputs, timings: r.timings };
       } catch (err) {
         const e = err as Error & { code?: string };

@@ -60,3 +60,13 @@ export class OutputError extends PgnError {
     super('PGN_OUTPUT', message, options);
   }
 }
+
+/**
+ * A scorer (or `pgn serve`) has as many images in flight and calls queued as it was allowed
+ * (maxInFlight, maxQueue): the call is refused at once rather than queued without bound. Retry later.
+ */
+export class OverloadedError extends PgnError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('PGN_OVERLOADED', message, options);
+  }
+}

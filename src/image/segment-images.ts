@@ -177,15 +177,31 @@ async function rgbAt(image: RawImage | string | Buffer, width: number, height: n
 }
 
 /**
- * Writes the overlay PNG: the image (resized to the score map if needed) blended with the score's
+ * The 1st–99th percentile of a map (on a strided sample): PGN maps have rare, very high values at
+ * class boundaries that would leave the rest of a min–max heatmap dark.
+ */
+export function robustRange(data: Float32Array): [number, number] {
+  const step = Math.max(1, Math.floor(data.length / 20000));
+  const sample = Float32Array.from({ length: Math.floor(data.length / step) }, (_, i) => data[i * step]).sort();
+  const lo = sample[Math.floor(0.01 * (sample.length - 1))];
+  const hi = sample[Math.floor(0.99 * (sample.length - 1))];
+  return hi > lo ? [lo, hi] : [lo, lo + 1];
+}
+
+/**
+ * The overlay as PNG bytes: the image (resized to the score map if needed) blended with the score's
  * heatmap, the segments of `labels` outlined.
  */
-export async function writeOverlayPng(file: string, image: RawImage | string | Buffer, scores: MapStack, labels: LabelStack | null, options: OverlayOptions = {}): Promise<void> {
+export async function overlayPng(image: RawImage | string | Buffer, scores: MapStack, labels: LabelStack | null, options: OverlayOptions = {}): Promise<Buffer> {
   if (scores === null || typeof scores !== 'object' || !Array.isArray(scores.dims) || scores.dims.length !== 3)
     throw new TypeError('scores must be { data: Float32Array, dims: [N, h, w] }');
   const [, height, width] = scores.dims;
   const rgb = await rgbAt(image, width, height);
   const pixels = renderOverlay(rgb, scores, labels, options);
-  const png = await sharp(pixels, { raw: { width, height, channels: 3 } }).png().toBuffer();
-  await writeFileAtomic(file, png);
+  return sharp(pixels, { raw: { width, height, channels: 3 } }).png().toBuffer();
+}
+
+/** Writes the overlay PNG (overlayPng) to a file, atomically. */
+export async function writeOverlayPng(file: string, image: RawImage | string | Buffer, scores: MapStack, labels: LabelStack | null, options: OverlayOptions = {}): Promise<void> {
+  await writeFileAtomic(file, await overlayPng(image, scores, labels, options));
 }

@@ -11,6 +11,7 @@ import { BackendError, ModelError } from '../common/errors';
 import { readRegularFile } from '../common/read-file';
 import { analyzeModel, exposeFeatures, ModelAnalysis } from './graph-surgery';
 import { checkCardAgainstModel, loadModelCard, ModelCard } from './model-card';
+import { InferenceThread, ThreadTensor } from './inference-thread';
 import { floatToHalf, halfToFloat, onnx } from './onnx';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
@@ -70,7 +71,7 @@ function chooseProviders(requested: ExecutionProvider[] | undefined): { provider
   return { providers: [...requested], auto: false };
 }
 
-async function createSession(bytes: Uint8Array, providers: ExecutionProvider[], threads: number | undefined, source: string): Promise<ort.InferenceSession> {
+async function createSession(bytes: Uint8Array, providers: ExecutionProvider[], threads: number | undefined, source: string): Promise<InferenceThread> {
   // No spin-waiting of ONNX Runtime's threads after a run: the native scores run right after
   // inference on the same cores, and spinning threads would take them. The patched model is handed
   // over as bytes, so ONNX Runtime is told where its external data files are (the model's folder;
@@ -83,7 +84,7 @@ async function createSession(bytes: Uint8Array, providers: ExecutionProvider[], 
   // overflow the stack and the process dies of SIGSEGV. Off, unless the caller chose otherwise.
   process.env.ORT_DISABLE_TELEMETRY ??= '1';
   try {
-    return await ort.InferenceSession.create(bytes, options);
+    return await InferenceThread.start(bytes, options);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     if (providers.includes('cuda')) throw new BackendError(`the CUDA execution provider failed to start (${reason})`, { cause: err });
@@ -92,7 +93,7 @@ async function createSession(bytes: Uint8Array, providers: ExecutionProvider[], 
 }
 
 /** ORT hands float16 out as raw bits (Uint16Array), or as Float16Array where the runtime has one. */
-function toFloat32(t: ort.Tensor, name: string): Float32Array {
+function toFloat32(t: ThreadTensor, name: string): Float32Array {
   if (t.type === 'float32') return t.data as Float32Array;
   if (t.type === 'float16' && t.data instanceof Uint16Array) return Float32Array.from(t.data, halfToFloat);
   if (t.type === 'float16' || t.type === 'float64') return Float32Array.from(t.data as ArrayLike<number>);
@@ -100,9 +101,9 @@ function toFloat32(t: ort.Tensor, name: string): Float32Array {
 }
 
 /** The batch as the model takes it: float32, or converted to float16 at the boundary (the scores stay float32). */
-function inputTensor(input: Float32Array, dims: readonly number[], elemType: number): ort.Tensor {
-  if (elemType !== onnx.TensorProto.DataType.FLOAT16) return new ort.Tensor('float32', input, [...dims]);
-  return new ort.Tensor('float16', Uint16Array.from(input, floatToHalf), [...dims]);
+function inputTensor(input: Float32Array, dims: readonly number[], elemType: number): ThreadTensor {
+  if (elemType !== onnx.TensorProto.DataType.FLOAT16) return { type: 'float32', data: input, dims: [...dims] };
+  return { type: 'float16', data: Uint16Array.from(input, floatToHalf), dims: [...dims] };
 }
 
 function checkInput(input: Float32Array, dims: readonly number[]): void {
@@ -138,7 +139,7 @@ export class ModelSession {
   readonly featureChannels: number;
 
   private constructor(
-    private readonly session: ort.InferenceSession,
+    private readonly thread: InferenceThread,
     readonly card: ModelCard,
     /** The card file, or null for a default card derived from the model. */
     readonly cardPath: string | null,
@@ -174,9 +175,9 @@ export class ModelSession {
     }
     const patched = exposeFeatures(bytes, analysis);
     let used = providers;
-    let session: ort.InferenceSession;
+    let session: InferenceThread;
     try {
-      session = await createSession(patched, providers, threads, modelPath);
+      session = await createSession(patched.slice(), providers, threads, modelPath); // its bytes move to the thread
     } catch (err) {
       // CUDA chosen by default (not asked for) but unusable, e.g. no GPU: CPU still works.
       if (!(auto && err instanceof BackendError)) throw err;
@@ -186,15 +187,52 @@ export class ModelSession {
     return new ModelSession(session, card, cardPath, modelPath, analysis, used);
   }
 
-  /** Runs a normalized NCHW batch; only the conv's output and input are fetched. */
-  async run(input: Float32Array, dims: readonly [number, number, number, number]): Promise<SessionOutputs> {
+  /**
+   * The model's fixed batch size, or null when its batch dimension is symbolic. Batches of another
+   * size run in chunks of that size, the last one padded with zeros.
+   */
+  get fixedBatch(): number | null {
+    const n = this.analysis.input.shape[0];
+    return typeof n === 'number' && n > 0 ? n : null;
+  }
+
+  /**
+   * Runs a normalized NCHW batch on the session's own thread; only the conv's output and input are
+   * fetched. With `transfer: true` the input's buffer moves to that thread (the caller's array is
+   * left detached; the returned `convInput` may be it); by default the input is copied.
+   */
+  async run(input: Float32Array, dims: readonly [number, number, number, number], opts: { transfer?: boolean } = {}): Promise<SessionOutputs> {
     checkInput(input, dims);
+    const fixed = this.fixedBatch;
+    if (fixed === null || fixed === dims[0]) {
+      const give = opts.transfer === true && input.byteLength === input.buffer.byteLength;
+      const out = await this.runOnce(give ? input : input.slice(), dims);
+      // x is the model input itself: the caller's array, when it was only copied
+      return give || !this.analysis.secondLayer?.inputIsModelInput ? out : { ...out, convInput: input };
+    }
+    const per = input.length / dims[0];
+    const chunks: SessionOutputs[] = [];
+    for (let start = 0; start < dims[0]; start += fixed) {
+      const padded = new Float32Array(fixed * per);
+      padded.set(input.subarray(start * per, Math.min(dims[0], start + fixed) * per));
+      chunks.push(await this.runOnce(padded, [fixed, dims[1], dims[2], dims[3]]));
+    }
+    return joinChunks(chunks, dims[0]);
+  }
+
+  private async runOnce(input: Float32Array, dims: readonly [number, number, number, number]): Promise<SessionOutputs> {
     const { logitsTensor, featureTensors, secondLayer } = this.analysis;
-    const feeds = { [this.analysis.input.name]: inputTensor(input, dims, this.analysis.input.elemType) };
+    const name = this.analysis.input.name;
     const x = secondLayer && !secondLayer.inputIsModelInput ? secondLayer.inputTensor : null;
-    let out: ort.InferenceSession.ReturnType;
+    let out: Record<string, ThreadTensor>;
+    let fed: Float32Array;
     try {
-      out = await this.session.run(feeds, [logitsTensor, ...featureTensors, ...(x ? [x] : [])]);
+      const feed = inputTensor(input, dims, this.analysis.input.elemType);
+      const ran = await this.thread.run({ [name]: feed }, [logitsTensor, ...featureTensors, ...(x ? [x] : [])]);
+      out = ran.result;
+      // x may be the model's input itself: float32 as fed (a float16 model is fed a converted copy,
+      // and the caller's array stays in place)
+      fed = feed.type === 'float32' ? (ran.feeds[name]!.data as Float32Array) : input;
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       throw new ModelError(`${this.modelPath}: inference failed for input [${dims.join(',')}] (${reason})`, { cause: err });
@@ -206,7 +244,7 @@ export class ModelSession {
       logitsDims: [...logits.dims],
       ...features,
       ...(secondLayer ? {
-        convInput: x ? toFloat32(out[x]!, x) : input,
+        convInput: x ? toFloat32(out[x]!, x) : fed,
         convInputDims: x ? [...out[x]!.dims] : [...dims],
       } : {}),
     };
@@ -216,7 +254,7 @@ export class ModelSession {
    * φ [N,F,h,w]: the one features tensor, or a summed head's branch inputs concatenated over channels
    * (they must share N, h and w: one resolution), checked against K's F.
    */
-  private features(parts: { name: string; tensor: ort.Tensor }[]): { features: Float32Array; featuresDims: number[] } {
+  private features(parts: { name: string; tensor: ThreadTensor }[]): { features: Float32Array; featuresDims: number[] } {
     const F = this.featureChannels;
     const names = parts.map((p) => `"${p.name}"`).join(', ');
     const shapes = parts.map((p) => `[${p.tensor.dims.join(',')}]`).join(', ');
@@ -239,6 +277,23 @@ export class ModelSession {
   }
 
   async dispose(): Promise<void> {
-    await this.session.release();
+    await this.thread.close();
   }
+}
+
+/** The first n images of chunked outputs, as one batch. */
+function joinChunks(chunks: SessionOutputs[], n: number): SessionOutputs {
+  const join = (pick: (o: SessionOutputs) => [Float32Array, number[]] | undefined): [Float32Array, number[]] | undefined => {
+    const parts = chunks.map(pick);
+    if (!parts[0]) return undefined;
+    const [, dims0] = parts[0];
+    const per = parts[0][0].length / dims0[0]!;
+    const data = new Float32Array(n * per);
+    parts.forEach((p, k) => data.set(p![0].subarray(0, Math.min(dims0[0]!, n - k * dims0[0]!) * per), k * dims0[0]! * per));
+    return [data, [n, ...dims0.slice(1)]];
+  };
+  const [logits, logitsDims] = join((o) => [o.logits, o.logitsDims])!;
+  const [features, featuresDims] = join((o) => [o.features, o.featuresDims])!;
+  const conv = join((o) => (o.convInput ? [o.convInput, o.convInputDims!] : undefined));
+  return { logits, logitsDims, features, featuresDims, ...(conv ? { convInput: conv[0], convInputDims: conv[1] } : {}) };
 }

@@ -7,7 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import { PgnError } from '../common/errors';
 import { DecodedImage } from '../image/preprocess';
-import { ImageInput, ImageResult, Scorer, ScorerOptions } from './scorer';
+import { ImageInput, ImageResult, Scorer, ScorerOptions, sourceName } from './scorer';
 
 export interface StreamOptions {
   /** Images per inference call. Default 1. */
@@ -27,10 +27,6 @@ interface Pending {
   index: number;
   source: string;
   decoded: Promise<{ image: DecodedImage; ms: number } | PgnError>;
-}
-
-function sourceName(input: ImageInput): string {
-  return typeof input === 'string' ? input : '<buffer>';
 }
 
 /** Scores every input with the scorer, yielding in input order. */

@@ -9,13 +9,18 @@ import { decodeImage, DecodedImage, imageSize, toTensor } from '../image/preproc
 import { Backend, checkBackend, computeScores, DEFAULT_P, isPgn2, normalizeScore, scoreLabel, scoreName, ScoreSpec, upsample, upsampleArgmax } from '../scoring/scores';
 import { ExecutionProvider, ModelSession } from '../model/session';
 import { findSegments, Segment } from '../scoring/segments';
+import { AdmissionOptions, CallOptions, Scheduler, SchedulerLoad } from './scheduler';
 
 /** The embedded demo model (models/demo): used when no model is given. */
 export const DEMO_MODEL = path.join(__dirname, '..', '..', 'models', 'demo');
 
 export type ImageInput = string | Buffer | Uint8Array;
 
-export interface ScorerOptions {
+/**
+ * The admission and batching options (AdmissionOptions: maxInFlight, maxQueue, maxBatch,
+ * maxDelayMs) bound and batch the calls of `score()`; `scoreBatch` and `scoreDecoded` run as called.
+ */
+export interface ScorerOptions extends AdmissionOptions {
   /** A model directory (with model.json), a model card, or an .onnx file. Default: the demo model. */
   model?: string;
   /** Scores to compute. Default: the card's recommended score, else pgn-oh:p=0.5. */
@@ -77,6 +82,8 @@ export interface ImageResult {
   maps: ScoredMap[];
   /** Predicted class per pixel [height, width]. */
   prediction?: Int32Array;
+  /** From `score()`: how many images its inference batch held (dynamic batching). */
+  batchSize?: number;
   /** With options.segments: the segments (ids 1..K) and their label image [height, width]. */
   segments?: Segment[];
   segmentLabels?: Uint32Array;
@@ -85,6 +92,7 @@ export interface ImageResult {
 
 export class Scorer {
   readonly specs: ScoreSpec[];
+  private readonly scheduler: Scheduler<ImageInput, ImageResult>;
 
   private constructor(
     readonly session: ModelSession,
@@ -94,6 +102,7 @@ export class Scorer {
     private readonly segmentation?: { index: number; threshold: number },
   ) {
     this.specs = specs;
+    this.scheduler = new Scheduler(this, options, session.fixedBatch, session.card.input.resize === 'none');
   }
 
   static async create(options: ScorerOptions = {}): Promise<Scorer> {
@@ -118,8 +127,13 @@ export class Scorer {
       await session.dispose();
       session = await open(true);
     }
-    const specs = requested.map(normalizeScore);
-    return new Scorer(session, specs, options, options.segments ? segmentation(options.segments, specs, session) : undefined);
+    try {
+      const specs = requested.map(normalizeScore);
+      return new Scorer(session, specs, options, options.segments ? segmentation(options.segments, specs, session) : undefined);
+    } catch (err) {
+      await session.dispose();
+      throw err;
+    }
   }
 
   /**
@@ -134,8 +148,24 @@ export class Scorer {
     return decodeImage(input, { limitInputPixels: this.options.limitInputPixels, size });
   }
 
-  async score(input: ImageInput): Promise<ImageResult> {
-    return (await this.scoreBatch([input]))[0];
+  /**
+   * Scores one image, through admission control and dynamic batching: OverloadedError at once when
+   * the queue is full; with `timeoutMs` or `signal`, the call fails when either fires.
+   */
+  async score(input: ImageInput, options: CallOptions = {}): Promise<ImageResult> {
+    const { result, decodeMs, batchSize } = await this.scheduler.submit(input, options);
+    return { ...result, source: sourceName(input), batchSize, timings: { ...result.timings, decode: decodeMs } };
+  }
+
+  /** Calls of `score()` waiting for admission, and images in flight. */
+  get load(): SchedulerLoad {
+    return this.scheduler.load;
+  }
+
+  /** The admission and batching limits in force (defaults filled in, maxBatch capped by a fixed batch size). */
+  get admission(): Required<AdmissionOptions> {
+    const { maxInFlight, maxQueue, maxBatch, maxDelayMs } = this.scheduler;
+    return { maxInFlight, maxQueue, maxBatch, maxDelayMs };
   }
 
   /** Scores several images with one inference call. */
@@ -144,7 +174,7 @@ export class Scorer {
     const images = await Promise.all(inputs.map((input) => this.decode(input)));
     const decode = (performance.now() - t0) / inputs.length;
     const results = await this.scoreDecoded(images);
-    return results.map((r, i) => ({ ...r, source: typeof inputs[i] === 'string' ? (inputs[i] as string) : '<buffer>', timings: { ...r.timings, decode } }));
+    return results.map((r, i) => ({ ...r, source: sourceName(inputs[i]!), timings: { ...r.timings, decode } }));
   }
 
   /**
@@ -156,7 +186,7 @@ export class Scorer {
     const t0 = performance.now();
     const batch = await toTensor(images, this.session.card);
     const t1 = performance.now();
-    const out = await this.session.run(batch.data, batch.dims);
+    const out = await this.session.run(batch.data, batch.dims, { transfer: true }); // toTensor's array is ours to give away
     const t2 = performance.now();
     const logits = { data: out.logits, dims: out.logitsDims };
     const scored = await computeScores(logits, { data: out.features, dims: out.featuresDims }, {
@@ -207,16 +237,31 @@ export class Scorer {
     }));
   }
 
-  private async segment(maps: ScoredMap[], prediction: Int32Array | undefined, image: { width: number; height: number }) {
-    if (!this.segmentation) return {};
-    const map = maps[this.segmentation.index].data;
+  /**
+   * The OoD segments of a result under other settings than the scorer's own (another score among
+   * the requested ones, threshold, minArea, connectivity), e.g. per HTTP request.
+   */
+  async segmentsOf(result: ImageResult, option: SegmentsOption): Promise<{ segments: Segment[]; segmentLabels: Uint32Array }> {
+    const found = await this.segment(result.maps, result.prediction, result, segmentation(option, this.specs, this.session), option);
+    return found as { segments: Segment[]; segmentLabels: Uint32Array };
+  }
+
+  private async segment(
+    maps: ScoredMap[],
+    prediction: Int32Array | undefined,
+    image: { width: number; height: number },
+    how = this.segmentation,
+    option = this.options.segments,
+  ): Promise<{ segments?: Segment[]; segmentLabels?: Uint32Array }> {
+    if (!how) return {};
+    const map = maps[how.index].data;
     const height = map.length / image.width;
     const dims: [number, number, number] = [1, height, image.width];
     const found = await findSegments({ data: map, dims }, {
-      threshold: this.segmentation.threshold,
+      threshold: how.threshold,
       prediction: prediction ? { data: prediction, dims } : undefined,
-      minArea: this.options.segments?.minArea,
-      connectivity: this.options.segments?.connectivity,
+      minArea: option?.minArea,
+      connectivity: option?.connectivity,
       threads: this.options.threads,
       backend: this.options.backend,
     });
@@ -226,6 +271,11 @@ export class Scorer {
   async dispose(): Promise<void> {
     await this.session.dispose();
   }
+}
+
+/** The file path, or "<buffer>" for bytes. */
+export function sourceName(input: ImageInput): string {
+  return typeof input === 'string' ? input : '<buffer>';
 }
 
 /** Which map to segment and at what threshold; the card's recommendation when not given. */

@@ -1,0 +1,186 @@
+/**
+ * `pgn serve` over real HTTP on loopback (issue 15): the real CLI process on a free port, real
+ * images scored with the same results as the API, bad bodies refused with the documented status
+ * and code, overload answered 503 + Retry-After while the process keeps serving, timeouts 408,
+ * SIGTERM draining the requests in flight, /metrics in Prometheus text, /openapi.json.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import sharp from 'sharp';
+import { parseNpy } from '../src/common/npy';
+import { Scorer } from '../src/run/scorer';
+import { mapSummary } from '../src/run/summary';
+import { writeSlowModel } from './helpers/slow-model';
+
+const cli = path.join(__dirname, '..', 'dist', 'cli', 'index.js');
+const slow = writeSlowModel({ layers: 16, channels: 64, size: 256 });
+const servers: ChildProcess[] = [];
+afterAll(() => {
+  for (const s of servers) if (s.exitCode === null) s.kill('SIGKILL');
+  fs.rmSync(slow, { recursive: true, force: true });
+});
+
+interface Server {
+  url: string;
+  child: ChildProcess;
+  exit: Promise<number | null>;
+}
+
+/** Starts `pgn serve --port 0 ...args` and waits for its "listening on" line. */
+async function start(args: string[]): Promise<Server> {
+  const child = spawn(process.execPath, [cli, 'serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  servers.push(child);
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  for await (const line of readline.createInterface({ input: child.stdout! })) {
+    const m = /^listening on (http:\/\/127\.0\.0\.1:\d+)$/.exec(line);
+    if (m) return { url: m[1]!, child, exit };
+  }
+  throw new Error('pgn serve exited before listening');
+}
+
+function post(url: string, body: Buffer | string, type = 'image/png', headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(url, { method: 'POST', body, headers: { 'content-type': type, ...headers } });
+}
+
+async function errorOf(res: Response): Promise<{ status: number; code: string; message: string }> {
+  const body = (await res.json()) as { error: { code: string; message: string } };
+  return { status: res.status, ...body.error };
+}
+
+async function noisyImage(width: number, height: number, format: 'png' | 'jpeg'): Promise<Buffer> {
+  const raw = Buffer.alloc(width * height * 3);
+  for (let i = 0; i < raw.length; i++) raw[i] = ((i % (width * 3)) * 7 + Math.floor(i / (width * 3)) * 3 + ((i * 2654435761) >>> 27)) & 255;
+  return sharp(raw, { raw: { width, height, channels: 3 } })[format]().toBuffer();
+}
+
+describe('pgn serve, demo model', () => {
+  let server: Server;
+  beforeAll(async () => {
+    server = await start(['--max-body', '256k']);
+  });
+  afterAll(async () => {
+    server.child.kill('SIGTERM');
+    expect(await server.exit).toBe(0);
+  });
+
+  test('scores real images: the same scores and segments as the API; .npy and overlay outputs', async () => {
+    const png = await noisyImage(320, 200, 'png');
+    const jpeg = await noisyImage(300, 180, 'jpeg');
+    const scorer = await Scorer.create({ segments: { minArea: 100 } });
+    try {
+      for (const [image, type] of [[png, 'image/png'], [jpeg, 'application/octet-stream']] as const) {
+        const res = await post(`${server.url}/v1/score`, image, type);
+        expect(res.status).toBe(200);
+        const body = (await res.json()) as Record<string, unknown>;
+        const local = await scorer.score(image);
+        expect(body).toMatchObject({ width: local.width, height: local.height, batchSize: 1 });
+        expect(body.scores).toEqual({ [local.maps[0]!.name]: mapSummary(local.maps[0]!.data) });
+        expect(body.segments).toEqual(JSON.parse(JSON.stringify(local.segments)));
+        expect(Object.keys(body.timings as object).sort()).toEqual(Object.keys(local.timings).sort());
+      }
+      const npy = await post(`${server.url}/v1/score`, png, 'image/png', { accept: 'application/x-npy' });
+      expect(npy.headers.get('content-type')).toBe('application/x-npy');
+      const map = parseNpy(Buffer.from(await npy.arrayBuffer()));
+      expect(map.dims).toEqual([200, 320]);
+      expect(Buffer.from((map.data as Float32Array).buffer).equals(Buffer.from((await scorer.score(png)).maps[0]!.data.buffer))).toBe(true);
+      const overlay = await post(`${server.url}/v1/score?output=overlay&threshold=1e9`, png);
+      expect(overlay.headers.get('content-type')).toBe('image/png');
+      expect(await sharp(Buffer.from(await overlay.arrayBuffer())).metadata()).toMatchObject({ width: 320, height: 200, format: 'png' });
+      const none = (await (await post(`${server.url}/v1/score?threshold=1e9&minArea=0`, png)).json()) as { segments: unknown[] };
+      expect(none.segments).toEqual([]); // the query's threshold, not the server's
+    } finally {
+      await scorer.dispose();
+    }
+  });
+
+  test('bad bodies and queries: 400 / 413 / 415 with { error: { code, message } }, and the server keeps serving', async () => {
+    const png = await noisyImage(64, 48, 'png');
+    const huge = Buffer.from(png); // IHDR claims 100000 x 100000
+    huge.writeUInt32BE(100000, 16);
+    huge.writeUInt32BE(100000, 20);
+    const cases: [Buffer | string, string, number, string, RegExp][] = [
+      [Buffer.alloc(0), 'image/png', 400, 'PGN_IMAGE', /empty/],
+      [png.subarray(0, png.length >> 1), 'image/png', 400, 'PGN_IMAGE', /cannot decode/],
+      [huge, 'image/png', 400, 'PGN_IMAGE', /100000x100000/],
+      ['just some text', 'image/jpeg', 400, 'PGN_IMAGE', /cannot decode/],
+      [Buffer.alloc(300 * 1024, 1), 'image/png', 413, 'PGN_BODY_TOO_LARGE', /too large/i],
+      ['{"image": 1}', 'application/json', 415, 'PGN_UNSUPPORTED_MEDIA_TYPE', /image\/\*/],
+    ];
+    for (const [body, type, status, code, message] of cases) {
+      const e = await errorOf(await post(`${server.url}/v1/score`, body, type));
+      expect(e).toMatchObject({ status, code });
+      expect(e.message).toMatch(message);
+    }
+    for (const [query, message] of [['score=nope', /score/], ['threshold=abc', /threshold/], ['minArea=-1', /minArea/], ['output=gif', /output/], ['colour=red', /unknown query parameter "colour"/]] as const) {
+      const e = await errorOf(await post(`${server.url}/v1/score?${query}`, png));
+      expect(e).toMatchObject({ status: 400, code: 'PGN_BAD_REQUEST' });
+      expect(e.message).toMatch(message);
+    }
+    expect((await errorOf(await fetch(`${server.url}/v2/nothing`))).code).toBe('PGN_NOT_FOUND');
+    expect((await post(`${server.url}/v1/score`, png)).status).toBe(200);
+    expect(await (await fetch(`${server.url}/healthz`)).json()).toEqual({ status: 'ok' });
+  });
+
+  test('/metrics is Prometheus text with the request, stage, batch, queue and in-flight metrics; /openapi.json describes the routes', async () => {
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const families = new Map<string, string>();
+    for (const line of text.split('\n').filter(Boolean)) {
+      const type = /^# TYPE ([a-zA-Z_:][\w:]*) (counter|gauge|histogram|summary|untyped)$/.exec(line);
+      if (type) families.set(type[1]!, type[2]!);
+      else if (!line.startsWith('# HELP ')) expect(line).toMatch(/^[a-zA-Z_:][\w:]*(\{[a-zA-Z_]\w*="[^"]*"(,[a-zA-Z_]\w*="[^"]*")*\})? (-?[\d.]+(e[-+]?\d+)?|NaN|[-+]Inf)$/);
+    }
+    expect(Object.fromEntries(['pgn_http_requests_total', 'pgn_http_request_duration_seconds', 'pgn_stage_duration_seconds', 'pgn_batch_size', 'pgn_queue_depth', 'pgn_in_flight', 'process_resident_memory_bytes'].map((f) => [f, families.get(f)])))
+      .toEqual({ pgn_http_requests_total: 'counter', pgn_http_request_duration_seconds: 'histogram', pgn_stage_duration_seconds: 'histogram', pgn_batch_size: 'histogram', pgn_queue_depth: 'gauge', pgn_in_flight: 'gauge', process_resident_memory_bytes: 'gauge' });
+    expect(Number(/pgn_http_requests_total\{route="\/v1\/score",status="200"\} (\d+)/.exec(text)?.[1])).toBeGreaterThanOrEqual(1);
+    expect(text).toMatch(/pgn_stage_duration_seconds_count\{stage="inference"\} [1-9]/);
+    const doc = (await (await fetch(`${server.url}/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> };
+    expect(doc.openapi).toBe('3.1.0');
+    expect(Object.keys(doc.paths).sort()).toEqual(['/healthz', '/metrics', '/openapi.json', '/readyz', '/v1/score']);
+  });
+});
+
+describe('pgn serve, a slow model (about 0.3 s per image)', () => {
+  let image: Buffer;
+  beforeAll(async () => {
+    image = await noisyImage(96, 64, 'png');
+  });
+
+  test('overload: 503 with Retry-After at once beyond the queue; the admitted requests succeed and the server keeps serving', async () => {
+    const server = await start(['--model', slow, '--intra-op-threads', '1', '--max-in-flight', '1', '--max-queue', '2']);
+    const responses = await Promise.all(Array.from({ length: 7 }, () => post(`${server.url}/v1/score`, image)));
+    const statuses = responses.map((r) => r.status).sort();
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(3);
+    expect(statuses.filter((s) => s === 503).length).toBeGreaterThanOrEqual(1);
+    expect(statuses.every((s) => s === 200 || s === 503)).toBe(true);
+    for (const r of responses.filter((x) => x.status === 503)) {
+      expect(r.headers.get('retry-after')).toBe('1');
+      expect((await errorOf(r)).code).toBe('PGN_OVERLOADED');
+    }
+    expect((await post(`${server.url}/v1/score`, image)).status).toBe(200);
+    server.child.kill('SIGTERM');
+    expect(await server.exit).toBe(0);
+  });
+
+  test('a request over --timeout gets 408 PGN_TIMEOUT', async () => {
+    const server = await start(['--model', slow, '--intra-op-threads', '1', '--timeout', '1']);
+    const e = await errorOf(await post(`${server.url}/v1/score`, image));
+    expect(e).toMatchObject({ status: 408, code: 'PGN_TIMEOUT' });
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+    server.child.kill('SIGTERM');
+    expect(await server.exit).toBe(0);
+  });
+
+  test('SIGTERM: the requests in flight finish with 200, then the process exits 0 and refuses connections', async () => {
+    const server = await start(['--model', slow, '--intra-op-threads', '1', '--max-in-flight', '1']);
+    const inFlight = [post(`${server.url}/v1/score`, image), post(`${server.url}/v1/score`, image)];
+    // signal once both are admitted or queued
+    while (!/pgn_queue_depth 1/.test(await (await fetch(`${server.url}/metrics`)).text())) await new Promise((r) => setTimeout(r, 20));
+    server.child.kill('SIGTERM');
+    const done = await Promise.all(inFlight);
+    expect(done.map((r) => r.status)).toEqual([200, 200]);
+    expect(await server.exit).toBe(0);
+    await expect(fetch(`${server.url}/healthz`)).rejects.toThrow();
+  });
+});
