@@ -10,7 +10,7 @@ import path from 'node:path';
 const root = path.join(__dirname, '..');
 const src = path.join(root, 'src');
 /** The stages in pipeline order: a folder may import itself and the folders before it. */
-const ORDER = ['common', 'addon', 'scoring', 'model', 'image', 'run', 'eval', 'cli'];
+const ORDER = ['common', 'addon', 'scoring', 'model', 'image', 'run', 'batch', 'eval', 'cli'];
 
 /** Every .ts module of src/ (relative, no extension) → the src/ modules it imports (also `import type`). */
 function importGraph(): Map<string, string[]> {

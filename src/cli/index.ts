@@ -5,6 +5,7 @@
  */
 import { Command } from 'commander';
 import { PgnError } from '../common/errors';
+import { removeLiveTemporaries } from '../common/files';
 import { benchCommand } from './bench';
 import { evalCommand } from './eval';
 import { inspectCommand } from './inspect';
@@ -26,7 +27,21 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * SIGINT / SIGTERM remove the temporaries of the writes in flight, then end the process by the
+ * same signal (exit status 128 + n, as without a handler). Journal lines are written whole as they
+ * come, so there is nothing else to save.
+ */
+function cleanUpOnSignals(): void {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const)
+    process.once(signal, () => {
+      removeLiveTemporaries();
+      process.kill(process.pid, signal);
+    });
+}
+
 async function main(): Promise<void> {
+  cleanUpOnSignals();
   // A closed pipe (`pgn score … | head`) ends the run quietly, as Unix tools do.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
