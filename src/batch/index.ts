@@ -10,3 +10,5 @@ export { JournalWriter, planJournal, readJournal } from './journal';
 export type { JournalContents, ResumePlan } from './journal';
 export { parseShard, selectShard } from './shards';
 export type { Shard } from './shards';
+export { describeProblems, mergeJournals } from './merge';
+export type { MergeCheck } from './merge';

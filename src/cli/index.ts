@@ -9,6 +9,7 @@ import { removeLiveTemporaries } from '../common/files';
 import { benchCommand } from './bench';
 import { evalCommand } from './eval';
 import { inspectCommand } from './inspect';
+import { mergeCommand } from './merge';
 import { scoreCommand } from './score';
 import { tensorsCommand } from './tensors';
 
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   program.addCommand(inspectCommand());
   program.addCommand(scoreCommand());
+  program.addCommand(mergeCommand());
   program.addCommand(evalCommand());
   program.addCommand(benchCommand());
   program.addCommand(tensorsCommand());
