@@ -8,6 +8,7 @@ const benches = {
   'eval-real': () => require('./eval-real'),
   'scores-peer': () => require('./scores-peer'),
   pipeline: () => require('./pipeline'),
+  journal: () => require('./journal'),
 };
 
 async function main() {
