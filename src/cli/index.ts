@@ -12,6 +12,7 @@ import { inspectCommand } from './inspect';
 import { mergeCommand } from './merge';
 import { scoreCommand } from './score';
 import { tensorsCommand } from './tensors';
+import { workerCommand } from './worker';
 
 const pkg = require('../../package.json') as { version: string };
 
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   program.addCommand(evalCommand());
   program.addCommand(benchCommand());
   program.addCommand(tensorsCommand());
+  program.addCommand(workerCommand());
   return program;
 }
 
