@@ -6,7 +6,7 @@
 // - exact: every distinct score is a threshold and ties are treated as scikit-learn does
 //   (roc_curve / average_precision_score). Holds 4 bytes per non-void pixel in sorted chunks.
 // - binned: the SegmentMeIfYouCan benchmark's percentile bins, per-frame histograms merged as its
-//   code merges them (see pixel_metrics.cc). Holds ≤ bins + 2 entries per image, no pixels.
+//   code merges them (see pixel_metrics_binned.cc). Holds ≤ bins + 2 entries per image, no pixels.
 //
 // Neither is thread-safe: callers serialize add() and finish() on one accumulator (the binding does).
 #pragma once
