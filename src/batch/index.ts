@@ -8,7 +8,7 @@ export { errorRecord, inputIdentity, outputFiles, resultRecord, writeOutputs } f
 export type { InputIdentity, OutputOptions, ScoreRecord } from './record';
 export { JournalWriter, planJournal, readJournal } from './journal';
 export type { JournalContents, ResumePlan } from './journal';
-export { parseShard, selectShard } from './shards';
+export { inShard, parseShard, selectShard } from './shards';
 export type { Shard } from './shards';
 export { describeProblems, mergeJournals } from './merge';
 export type { MergeCheck } from './merge';

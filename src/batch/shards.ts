@@ -50,7 +50,12 @@ export function parseShard(spec: string, shards?: number, env: NodeJS.ProcessEnv
   throw shardError('auto found no array-job index (JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID, AWS_BATCH_JOB_ARRAY_INDEX)');
 }
 
+/** Whether the k-th item of a list (0-based) is in the shard: every count-th, from index on. */
+export function inShard(k: number, shard: Shard): boolean {
+  return k % shard.count === shard.index;
+}
+
 /** This shard's inputs: every count-th of the sorted list, from index on. */
 export function selectShard<T extends string>(inputs: readonly T[], shard: Shard): T[] {
-  return [...inputs].sort().filter((_, k) => k % shard.count === shard.index);
+  return [...inputs].sort().filter((_, k) => inShard(k, shard));
 }
