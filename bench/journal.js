@@ -2,7 +2,7 @@
  * Issue 16's figure: the cost of the journal. `pgn score` over the demo set (40 images, 512×256)
  * repeated in `PGN_JOURNAL_COPIES` folders, with --out, its NDJSON lines to stdout (redirected to a
  * file) or appended to a journal (--ndjson: one write per line, fdatasync per batch and per second),
- * at --batch 1 and 4. Images/s over the whole run, start-up included; the median of 3 runs.
+ * at --batch 1 and 4. Images/s over the whole run, start-up included; the median of 5 interleaved runs.
  */
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -28,18 +28,23 @@ async function run() {
     for (let c = 0; c < COPIES; c++) fs.cpSync(demo, path.join(dir, 'in', `copy${c}`), { recursive: true });
     const n = fs.readdirSync(demo).length * COPIES;
     const rows = [];
-    for (const batch of [1, 4])
-      for (const journal of [false, true]) {
-        const times = [0, 1, 2].map((k) => {
+    const RUNS = Number(process.env.PGN_JOURNAL_RUNS ?? 5);
+    for (const batch of [1, 4]) {
+      // Interleaved (stdout, journal, stdout, …): the load of a shared machine drifts over minutes.
+      const times = { false: [], true: [] };
+      for (let k = 0; k < RUNS; k++)
+        for (const journal of [false, true]) {
           fs.rmSync(path.join(dir, 'out'), { recursive: true, force: true });
-          const file = path.join(dir, `run${k}.ndjson`);
+          const file = path.join(dir, 'run.ndjson');
           fs.rmSync(file, { force: true });
           const args = [path.join(dir, 'in'), '--out', path.join(dir, 'out'), '--batch', String(batch), ...(journal ? ['--ndjson', file] : [])];
-          return timed(args, journal ? '/dev/null' : file);
-        });
-        const median = times.sort((a, b) => a - b)[1];
+          times[journal].push(timed(args, journal ? '/dev/null' : file));
+        }
+      for (const journal of [false, true]) {
+        const median = times[journal].sort((a, b) => a - b)[Math.floor(RUNS / 2)];
         rows.push({ batch, journal, images: n, seconds: median, rate: n / median });
       }
+    }
     return rows;
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -47,7 +52,7 @@ async function run() {
 }
 
 function print(rows) {
-  console.log('\n| --batch | NDJSON | images | s (median of 3) | images/s |\n|---:|---|---:|---:|---:|');
+  console.log('\n| --batch | NDJSON | images | s (median) | images/s |\n|---:|---|---:|---:|---:|');
   for (const r of rows) console.log(`| ${r.batch} | ${r.journal ? '--ndjson journal' : 'stdout'} | ${r.images} | ${r.seconds.toFixed(2)} | ${r.rate.toFixed(1)} |`);
 }
 

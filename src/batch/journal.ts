@@ -6,7 +6,8 @@
  * exactly once.
  */
 import fs from 'node:fs';
-import { JournalError } from '../common/errors';
+import path from 'node:path';
+import { JournalError, OutputError } from '../common/errors';
 import { AppendWriter, openAppend, truncateFile, writeFileAtomic } from '../common/files';
 import { inputIdentity, ScoreRecord } from './record';
 
@@ -75,8 +76,23 @@ export interface ResumePlan {
   foreign: number;
 }
 
-function isRegularFile(file: string): boolean {
-  return fs.statSync(file, { throwIfNoEntry: false })?.isFile() ?? false;
+/**
+ * The journal's stat, or undefined when it does not exist yet; a path that cannot be a journal
+ * (under a regular file, a folder without write access) is an OutputError before any work.
+ */
+function statJournal(file: string): fs.Stats | undefined {
+  const fail = (err: unknown) => new OutputError(`cannot write ${file}: ${(err as Error).message}`, { cause: err });
+  try {
+    return fs.statSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fail(err);
+    try {
+      fs.accessSync(path.dirname(file), fs.constants.W_OK);
+    } catch (err2) {
+      throw fail(err2);
+    }
+    return undefined;
+  }
 }
 
 /**
@@ -86,11 +102,10 @@ function isRegularFile(file: string): boolean {
  * scored again and the journal ends with each input once.
  */
 export async function planJournal(file: string, inputs: readonly string[], resume: boolean): Promise<ResumePlan> {
-  const regular = isRegularFile(file);
-  const empty = { done: [], todo: [...inputs], dropped: 0, foreign: 0 };
-  if (!regular || fs.statSync(file).size === 0) {
-    if (resume && fs.existsSync(file) && !regular) throw new JournalError(`--resume: ${file} is not a regular file`);
-    return empty;
+  const stat = statJournal(file);
+  if (!stat?.isFile() || stat.size === 0) {
+    if (resume && stat && !stat.isFile()) throw new JournalError(`--resume: ${file} is not a regular file`);
+    return { done: [], todo: [...inputs], dropped: 0, foreign: 0 };
   }
   if (!resume) throw new JournalError(`${file} exists: add --resume to continue that run (skipping the inputs it holds), or remove the file to start over`);
   const { records, complete, torn } = await readJournal(file);
