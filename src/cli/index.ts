@@ -33,14 +33,15 @@ export function buildProgram(): Command {
 
 /**
  * SIGINT / SIGTERM remove the temporaries of the writes in flight, then end the process by the
- * same signal (exit status 128 + n, as without a handler). Journal lines are written whole as they
+ * same signal (exit status 128 + n, as without a handler), unless a subcommand handles it. Journal lines are written whole as they
  * come, so there is nothing else to save.
  */
 function cleanUpOnSignals(): void {
   for (const signal of ['SIGINT', 'SIGTERM'] as const)
     process.once(signal, () => {
       removeLiveTemporaries();
-      process.kill(process.pid, signal);
+      // A subcommand with its own handler (pgn worker: finish the jobs in hand) ends the process itself.
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
     });
 }
 

@@ -16,3 +16,9 @@ export function parseCount(value: string): number {
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
   return n;
 }
+
+export function parseNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || Number.isNaN(n)) throw new InvalidArgumentError('expected a number');
+  return n;
+}

@@ -1,5 +1,5 @@
 /** `pgn score`: images (files, folders, globs) through a model, streamed; one NDJSON line per image. */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { ensureDir, removeStaleTemporaries } from '../common/files';
 import { expandInputs } from '../run/inputs';
 import { scoreStream } from '../run/pipeline';
@@ -11,7 +11,7 @@ import { outputStems } from '../batch/output-names';
 import { errorRecord, inputIdentity, OutputOptions, outputFiles, resultRecord, ScoreRecord } from '../batch/record';
 import { parseShard, selectShard } from '../batch/shards';
 import { ExecutionProvider } from '../model/session';
-import { collect, parseCount } from './options';
+import { collect, parseCount, parseNumber } from './options';
 import { progress } from './progress';
 
 interface ScoreCommandOptions {
@@ -35,12 +35,6 @@ interface ScoreCommandOptions {
   intraOpThreads?: number;
   backend?: Backend;
   ep?: ExecutionProvider;
-}
-
-function parseNumber(value: string): number {
-  const n = Number(value);
-  if (value.trim() === '' || Number.isNaN(n)) throw new InvalidArgumentError('expected a number');
-  return n;
 }
 
 export function scoreCommand(): Command {

@@ -1,7 +1,7 @@
 /** `pgn worker`: scores the images of jobs from a BullMQ queue on Redis; each job returns a `pgn score` record. */
 import { Command } from 'commander';
 import { startWorker } from '../worker/worker';
-import { collect, parseCount } from './options';
+import { collect, parseCount, parseNumber } from './options';
 
 interface WorkerCommandOptions {
   redis: string;
@@ -24,7 +24,7 @@ export function workerCommand(): Command {
     .option('--lock-duration <ms>', 'a job of a worker that died goes to another worker after about this long', parseCount, 30000)
     .option('--model <path>', 'model directory, model card or .onnx file (default: the embedded demo model)')
     .option('--score <spec>', 'score to compute, repeatable (default: the card\'s recommended score)', collect)
-    .option('--threshold <t>', 'segments: score > t is OoD (default: the card\'s recommended threshold)', Number)
+    .option('--threshold <t>', 'segments: score > t is OoD (default: the card\'s recommended threshold)', parseNumber)
     .option('--min-area <px>', 'segments: drop those smaller than this', parseCount, 100)
     .option('--no-segments', 'no OoD segments')
     .action(async (opts: WorkerCommandOptions) => {
