@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { JournalError, OutputError } from '../common/errors';
-import { AppendWriter, openAppend, truncateFile, writeFileAtomic } from '../common/files';
+import { AppendWriter, openAppend, removeStaleTemporaries, truncateFile, writeFileAtomic } from '../common/files';
 import { inputIdentity, ScoreRecord } from './record';
 
 export interface JournalContents {
@@ -103,6 +103,7 @@ function statJournal(file: string): fs.Stats | undefined {
  */
 export async function planJournal(file: string, inputs: readonly string[], resume: boolean): Promise<ResumePlan> {
   const stat = statJournal(file);
+  await removeStaleTemporaries([file]); // of a run killed while it rewrote the journal
   if (!stat?.isFile() || stat.size === 0) {
     if (resume && stat && !stat.isFile()) throw new JournalError(`--resume: ${file} is not a regular file`);
     return { done: [], todo: [...inputs], dropped: 0, foreign: 0 };
