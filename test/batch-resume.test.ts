@@ -194,3 +194,16 @@ test('--resume needs --ndjson; a journal that is not a regular file cannot be re
   expect(plain.code).toBe(0);
   expect(fs.statSync('/dev/null').isCharacterDevice()).toBe(true);
 });
+
+test('an image whose outputs cannot be written gets its error line; the run goes on', async () => {
+  const out = path.join(dir, 'out');
+  fs.mkdirSync(path.join(out, 'demo_001.prediction.png'), { recursive: true }); // a folder where a file goes
+  const journal = path.join(dir, 'run.ndjson');
+  const names = fs.readdirSync(demoImages).sort().slice(0, 3).map((n) => path.join(demoImages, n));
+  const r = await run([...names, '--out', out, '--ndjson', journal, '--no-overlay', '--no-segments']);
+  expect(r.code).toBe(1);
+  const records = lines(journal).map((l) => JSON.parse(l));
+  expect(records.map((x) => x.error?.code ?? 'ok')).toEqual(['ok', 'PGN_OUTPUT', 'ok']);
+  expect(records[1].error.message).toMatch(/demo_001\.prediction\.png: it is a directory/);
+  expect(temporaries(out)).toEqual([]);
+});
