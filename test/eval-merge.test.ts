@@ -5,6 +5,7 @@
  * merges (a shard missing or repeated, states of another mode, another format version, component
  * states at other thresholds) are clear errors.
  */
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -85,3 +86,22 @@ test('states of different runs, another version, other thresholds, or no state a
   await expect(mergeStates([old])).rejects.toThrow(JournalError);
   await expect(mergeStates(comps)).rejects.toThrow(/no pixel state among the files/);
 });
+
+test('pgn eval merge: the --json of a single run (same shape, same figures) and an HTML report', async () => {
+  const cli = path.join(__dirname, '..', 'dist', 'cli', 'index.js');
+  const exec = (args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+    execFile('node', [cli, ...args], { timeout: 120000 }, (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout, stderr })));
+  const single = path.join(dir, 'single.json');
+  const merged = path.join(dir, 'merged.json');
+  const states = ['pixels', 'components'].flatMap((kind) => [0, 1, 2].map((i) => path.join(dir, `exact.${kind}.${i}`)));
+  expect((await exec(['eval', dataset, ...scores.flatMap((s) => ['--score', s]), '--json', single])).code).toBe(0);
+  const r = await exec(['eval', 'merge', ...states, '--json', merged, '--report', path.join(dir, 'report')]);
+  expect(r.code).toBe(0);
+  expect(r.stdout).toMatch(/pgn-oh:p=0\.5 \| 92\.\d\d/);
+  const shape = (v: unknown): unknown => (v !== null && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, shape(x)])) : typeof v);
+  const a = JSON.parse(fs.readFileSync(single, 'utf8'));
+  const b = JSON.parse(fs.readFileSync(merged, 'utf8'));
+  expect(shape(b)).toEqual(shape(a));
+  expect(b.scores).toEqual(a.scores);
+  expect(fs.readFileSync(path.join(dir, 'report', 'index.html'), 'utf8')).toContain('entropy');
+}, 300000);

@@ -126,15 +126,18 @@ function evalMergeCommand(): Command {
     .description('combine the states of `pgn eval --shard I/N --save-state` into the figures of the whole data set')
     .argument('<states...>', 'state files: pixel states (step 1), and component states (step 2)')
     .option('--json <file>', 'also write the figures as JSON (the shape of a single run\'s --json)')
+    .option('--report <dir>', 'also write the HTML report (figures and curves; no sample images) to DIR/index.html')
     .action(async (files: string[], _opts: unknown, cmd: Command) => {
-      // `eval` has a --json too, which commander gives the parent: read both levels.
-      const opts = cmd.optsWithGlobals<{ json?: string }>();
+      // `eval` has --json and --report too, which commander gives the parent: read both levels.
+      const opts = cmd.optsWithGlobals<{ json?: string; report?: string }>();
       const json = opts.json ? await openAtomic(opts.json) : undefined;
       try {
+        if (opts.report) await ensureDir(opts.report);
         const result = await mergeStates(files);
         process.stdout.write(`${evaluationTable(result)}\n`);
         json?.write(`${JSON.stringify(evaluationJson(result), null, 2)}\n`);
         await json?.commit();
+        if (opts.report) process.stdout.write(`report: ${await writeReport(opts.report, result)}\n`);
       } finally {
         await json?.abort();
       }
