@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
+import { JournalWriter } from '../src/batch/journal';
 import { readNpy } from '../src/common/npy';
 
 const root = path.join(__dirname, '..');
@@ -206,4 +207,26 @@ test('an image whose outputs cannot be written gets its error line; the run goes
   expect(records.map((x) => x.error?.code ?? 'ok')).toEqual(['ok', 'PGN_OUTPUT', 'ok']);
   expect(records[1].error.message).toMatch(/demo_001\.prediction\.png: it is a directory/);
   expect(temporaries(out)).toEqual([]);
+});
+
+test('the journal syncs after every batch, and within a second of a line when the batch is slow', async () => {
+  const probe = await fs.promises.open(path.join(dir, 'probe'), 'w');
+  const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+  await probe.close();
+  const syncs = jest.spyOn(proto, 'datasync');
+  try {
+    const journal = await JournalWriter.open(path.join(dir, 'j.ndjson'), 3);
+    await journal.append({ file: 'a' });
+    await journal.append({ file: 'b' });
+    expect(syncs).toHaveBeenCalledTimes(0);
+    await journal.append({ file: 'c' }); // a batch of 3: synced
+    expect(syncs).toHaveBeenCalledTimes(1);
+    await journal.append({ file: 'd' });
+    await new Promise((r) => setTimeout(r, 1300)); // no more lines: synced by the timer
+    expect(syncs).toHaveBeenCalledTimes(2);
+    await journal.close();
+    expect(lines(path.join(dir, 'j.ndjson')).map((l) => JSON.parse(l).file)).toEqual(['a', 'b', 'c', 'd']);
+  } finally {
+    syncs.mockRestore();
+  }
 });

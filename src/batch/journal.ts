@@ -1,7 +1,7 @@
 /**
  * The journal of a batch run (`pgn score --ndjson FILE`): one NDJSON line per input, appended when
- * that input is done (completion order), synced to disk at least once per batch and once per
- * second. A killed run leaves every finished line and at most one torn last line, which the next
+ * that input is done (completion order), synced to disk after every batch and within a second of
+ * any line. A killed run leaves every finished line and at most one torn last line, which the next
  * run drops; `--resume` then skips the inputs the journal holds, so that it ends with every input
  * exactly once.
  */
@@ -125,11 +125,12 @@ export async function planJournal(file: string, inputs: readonly string[], resum
   return { done: [...seen.values()], todo: inputs.filter((f) => !seen.has(f)), dropped, foreign };
 }
 
-/** Appends records, syncing every `every` records and at least once per second. */
+/** Appends records, syncing every `every` records and within a second of any append. */
 export class JournalWriter {
   private pending = 0;
-  private lastSync = Date.now();
+  private timer: NodeJS.Timeout | undefined;
   private syncing: Promise<void> = Promise.resolve();
+  private failure: unknown;
 
   private constructor(private readonly writer: AppendWriter, private readonly every: number) {}
 
@@ -137,15 +138,19 @@ export class JournalWriter {
     return new JournalWriter(await openAppend(file), Math.max(1, every));
   }
 
-  /** Appends the record's line in one write(); a sync follows when a batch or a second is due. */
+  /** Appends the record's line in one write(); a sync follows when a batch is complete, or a second later. */
   async append(record: ScoreRecord): Promise<void> {
+    if (this.failure) throw this.failure;
     this.writer.append(`${JSON.stringify(record)}\n`);
-    if (++this.pending >= this.every || Date.now() - this.lastSync >= 1000) await this.sync();
+    if (++this.pending >= this.every) await this.sync();
+    // A slow image must not leave the lines before it unsynced for long.
+    else this.timer ??= setTimeout(() => void this.sync().catch((err) => (this.failure ??= err)), 1000).unref();
   }
 
   async sync(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
     this.pending = 0;
-    this.lastSync = Date.now();
     await this.syncing;
     this.syncing = this.writer.sync();
     await this.syncing;
