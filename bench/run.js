@@ -14,6 +14,7 @@ const benches = {
   'fpr-threshold': () => require('./fpr-threshold'),
   backend: () => require('./backend'),
   serve: () => require('./serve'),
+  journal: () => require('./journal'),
 };
 
 async function main() {

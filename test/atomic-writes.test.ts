@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { OutputError } from '../src/common/errors';
-import { openAtomic, writeFileAtomic } from '../src/common/files';
+import { openAtomic, removeStaleTemporaries, writeFileAtomic } from '../src/common/files';
 import { writeNpy } from '../src/common/npy';
 import { writePredictionPng } from '../src/image/render';
 import { writeLabelPng, writeOverlayPng } from '../src/image/segment-images';
@@ -106,7 +106,61 @@ describe('writeFileAtomic', () => {
   });
 });
 
-describe('openAtomic (pgn score --ndjson)', () => {
+describe('targets that are not regular files are never renamed over', () => {
+  test('a symbolic link is followed: its target is replaced, the link stays', async () => {
+    fs.writeFileSync(path.join(dir, 'real.npy'), 'old');
+    fs.symlinkSync('real.npy', path.join(dir, 'link.npy'));
+    await writeFileAtomic(path.join(dir, 'link.npy'), 'new');
+    expect(fs.lstatSync(path.join(dir, 'link.npy')).isSymbolicLink()).toBe(true);
+    expect(fs.readFileSync(path.join(dir, 'real.npy'), 'utf8')).toBe('new');
+    const w = await openAtomic(path.join(dir, 'link.npy'));
+    w.write('streamed');
+    await w.commit();
+    expect(fs.lstatSync(path.join(dir, 'link.npy')).isSymbolicLink()).toBe(true);
+    expect(fs.readFileSync(path.join(dir, 'real.npy'), 'utf8')).toBe('streamed');
+    expect(temporaries()).toEqual([]);
+  });
+
+  test('a FIFO and a character device are written through, and stay what they were', async () => {
+    const fifo = path.join(dir, 'pipe');
+    expect((await sh(`mkfifo "${fifo}"`)).code).toBe(0);
+    const reader = sh(`cat "${fifo}"`);
+    await writeFileAtomic(fifo, 'through the pipe');
+    expect((await reader).stdout).toBe('through the pipe');
+    expect(fs.lstatSync(fifo).isFIFO()).toBe(true);
+    fs.symlinkSync('/dev/null', path.join(dir, 'null'));
+    await writeFileAtomic(path.join(dir, 'null'), 'discarded');
+    const w = await openAtomic('/dev/null');
+    w.write('discarded');
+    await w.commit();
+    expect(fs.statSync('/dev/null').isCharacterDevice()).toBe(true);
+    expect(temporaries()).toEqual([]);
+  });
+
+  test('a dangling symbolic link and a directory are OutputErrors', async () => {
+    fs.symlinkSync('nowhere', path.join(dir, 'dangling'));
+    await expect(writeFileAtomic(path.join(dir, 'dangling'), 'x')).rejects.toThrow(/cannot write .*dangling: it is a symbolic link to nothing \(nowhere\)/);
+    fs.mkdirSync(path.join(dir, 'folder'));
+    await expect(openAtomic(path.join(dir, 'folder'))).rejects.toThrow(/cannot write .*folder: it is a directory/);
+    expect(temporaries()).toEqual([]);
+  });
+
+  test('a block device is refused', async () => {
+    const block = fs.readdirSync('/dev').map((d) => path.join('/dev', d)).find((d) => fs.statSync(d, { throwIfNoEntry: false })?.isBlockDevice());
+    if (!block) return console.warn('no block device in /dev: not tested');
+    await expect(writeFileAtomic(block, 'x')).rejects.toThrow(/it is a block device \(refused/);
+  });
+});
+
+describe('temporaries of a killed run', () => {
+  test('removeStaleTemporaries removes those of the given targets only', async () => {
+    for (const f of ['.a.npy.123.0.tmp', '.a.npy.99.7.tmp', '.b.npy.123.1.tmp', '.a.npy.tmp', 'a.npy']) fs.writeFileSync(path.join(dir, f), '');
+    expect(await removeStaleTemporaries([path.join(dir, 'a.npy'), path.join(dir, 'c.npy')])).toBe(2);
+    expect(fs.readdirSync(dir).sort()).toEqual(['.a.npy.tmp', '.b.npy.123.1.tmp', 'a.npy']);
+  });
+});
+
+describe('openAtomic (pgn eval --json)', () => {
   test('the lines appear at the target only on commit; abort leaves the target as it was', async () => {
     const target = path.join(dir, 'lines.ndjson');
     fs.writeFileSync(target, 'old\n');

@@ -351,7 +351,7 @@ describe('output paths', () => {
   test('writeFileAtomic onto a directory → OutputError, the directory untouched', async () => {
     const dir = path.join(root, 'a-directory');
     fs.mkdirSync(dir, { recursive: true });
-    await expectFailure(writeFileAtomic(dir, 'x'), OutputError, /cannot write .*a-directory: EISDIR/);
+    await expectFailure(writeFileAtomic(dir, 'x'), OutputError, /cannot write .*a-directory: it is a directory/);
     expect(fs.statSync(dir).isDirectory()).toBe(true);
     expect(fs.readdirSync(root).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });

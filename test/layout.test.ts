@@ -10,7 +10,7 @@ import path from 'node:path';
 const root = path.join(__dirname, '..');
 const src = path.join(root, 'src');
 /** The stages in pipeline order: a folder may import itself and the folders before it. */
-const ORDER = ['common', 'addon', 'scoring', 'model', 'image', 'run', 'eval', 'serve', 'cli'];
+const ORDER = ['common', 'addon', 'scoring', 'model', 'image', 'run', 'batch', 'worker', 'eval', 'serve', 'cli'];
 
 /** Every .ts module of src/ (relative, no extension) → the src/ modules it imports (also `import type`). */
 function importGraph(): Map<string, string[]> {
@@ -99,7 +99,7 @@ describe('package entries', () => {
     expect(fs.existsSync(path.join(root, target.default))).toBe(true);
     expect(fs.existsSync(path.join(root, target.types))).toBe(true);
     const cjs = names(entry, 'require');
-    expect(cjs.length).toBeGreaterThan(3);
+    expect(cjs.length).toBeGreaterThan(2); // pgn-ood/worker has three
     expect(names(entry, 'import')).toEqual(cjs);
   });
 

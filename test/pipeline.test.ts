@@ -109,3 +109,22 @@ test('an AbortSignal stops the stream with an AbortError', async () => {
   await expect(run).rejects.toMatchObject({ name: 'AbortError' });
   expect(seen).toEqual([0, 1, 2]);
 });
+
+test('a batch that fails as a whole (mixed sizes, resize "none") is scored image by image: no image lost', async () => {
+  const native = path.join(dir, 'native');
+  fs.mkdirSync(native);
+  fs.writeFileSync(path.join(native, 'model.onnx'), buildSegModel({ dynamic: true }).bytes);
+  fs.writeFileSync(path.join(native, 'model.json'), JSON.stringify({ ...card, input: { ...card.input, resize: 'none', height: undefined, width: undefined } }));
+  const mixed = await Scorer.create({ model: native, scores: ['pgn-oh:p=0.5'], executionProviders: ['cpu'] });
+  try {
+    const decoded = await Promise.all([images[0], images[1]].map((i) => mixed.decode(i)));
+    await expect(mixed.scoreDecoded(decoded)).rejects.toThrow(); // the batch alone cannot run
+    const items = [];
+    for await (const item of scoreStream(mixed, [images[0], images[1], Buffer.from('bad'), images[2]], { batchSize: 2 })) items.push(item);
+    expect(items.map((i) => (i.error ? i.error.code : 'ok'))).toEqual(['ok', 'ok', 'PGN_IMAGE', 'ok']);
+    for (const k of [0, 1]) expect(items[k].result!.maps[0].data).toEqual((await mixed.score(images[k])).maps[0].data);
+    expect([items[1].result!.width, items[1].result!.height]).toEqual([21, 13]);
+  } finally {
+    await mixed.dispose();
+  }
+});

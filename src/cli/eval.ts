@@ -1,9 +1,13 @@
 /** `pgn eval`: the benchmark's figures for every requested score on a data set. */
+import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { evaluate, Evaluation } from '../eval/evaluate';
 import { ensureDir, openAtomic } from '../common/files';
-import { formatPercent, PixelMetricsMode, Track } from '../eval/metrics';
+import { formatPercent, PixelMetricsMode, PixelMetricsResult, Track } from '../eval/metrics';
+import { componentThresholds, mergeStates, saveShardState } from '../eval/shard-state';
+import { parseShard } from '../batch/shards';
+import { normalizeScore, scoreLabel } from '../scoring/scores';
 import { writeReport } from '../eval/report';
 import { Backend, DEFAULT_P } from '../scoring/scores';
 import { ExecutionProvider } from '../model/session';
@@ -22,6 +26,10 @@ interface EvalOptions {
   threads?: number;
   backend?: Backend;
   ep?: ExecutionProvider;
+  shard?: string;
+  shards?: number;
+  saveState?: string;
+  thresholds?: string;
 }
 
 export const DEFAULT_EVAL_SCORES = [`pgn-oh:p=${DEFAULT_P}`, 'pgn-oh:p=1', 'pgn-oh:p=2', 'entropy', 'msp', 'maxlogit', 'energy'];
@@ -41,26 +49,23 @@ export function evalCommand(): Command {
     .option('--threads <n>', 'native threads (0 = all cores)', parseCount)
     .option('--backend <name>', 'native scores backend: cpu or cuda', 'cpu')
     .option('--ep <name>', 'ONNX Runtime execution provider: cpu or cuda')
+    .option('--shard <I/N|auto>', 'evaluate shard I of N of the images (with --save-state; docs/batch.md)')
+    .option('--shards <n>', 'the number of shards, for --shard auto where the engine does not give it', parseCount)
+    .option('--save-state <file>', "write this shard's metric state instead of figures; `pgn eval merge` combines the states")
+    .option('--thresholds <json>', 'step 2: save component states at the thresholds of this `pgn eval merge --json` of the pixel states')
+    .addCommand(evalMergeCommand())
     .action(async (dataset: string, opts: EvalOptions) => {
       if (opts.track !== 'anomaly' && opts.track !== 'obstacle') throw new RangeError(`--track must be anomaly or obstacle, got ${opts.track}`);
+      if (opts.shard || opts.saveState || opts.thresholds) return saveState(dataset, opts);
       // Output paths are checked before the evaluation (which can take hours), not after it.
       const json = opts.json ? await openAtomic(opts.json) : undefined;
       if (opts.report) await ensureDir(opts.report).catch(async (err) => { await json?.abort(); throw err; });
       const bar = progress('pgn eval');
-      const tensors = opts.tensors === true ? path.join(dataset, 'tensors') : opts.tensors || undefined;
       let result: Evaluation;
       try {
         result = await evaluate({
-          dataset,
-          tensors,
-          model: opts.model,
-          scores: opts.score ?? DEFAULT_EVAL_SCORES,
-          track: opts.track,
-          mode: (opts.binned ? 'binned' : 'exact') as PixelMetricsMode,
+          ...scoreSourceOptions(dataset, opts),
           instance: opts.instance,
-          threads: opts.threads,
-          backend: opts.backend,
-          executionProviders: opts.ep ? [opts.ep] : undefined,
           samples: opts.report ? 4 : 0,
           onProgress: (done, total, stage) => bar.update(done, total, stage),
         });
@@ -76,6 +81,66 @@ export function evalCommand(): Command {
         await json.commit();
       }
       if (opts.report) process.stdout.write(`report: ${await writeReport(opts.report, result, { classColours: result.classColours })}\n`);
+    });
+}
+
+/** The options of a scoring run shared by a whole evaluation and a shard's. */
+function scoreSourceOptions(dataset: string, opts: EvalOptions) {
+  return {
+    dataset,
+    tensors: opts.tensors === true ? path.join(dataset, 'tensors') : opts.tensors || undefined,
+    model: opts.model,
+    scores: opts.score ?? DEFAULT_EVAL_SCORES,
+    track: opts.track,
+    mode: (opts.binned ? 'binned' : 'exact') as PixelMetricsMode,
+    threads: opts.threads,
+    backend: opts.backend,
+    executionProviders: opts.ep ? [opts.ep] : undefined,
+  };
+}
+
+/** `pgn eval DATASET --shard I/N --save-state FILE [--thresholds merged.json]`. */
+async function saveState(dataset: string, opts: EvalOptions): Promise<void> {
+  if (!opts.shard || !opts.saveState) throw new RangeError('a shard of an evaluation needs both --shard I/N and --save-state FILE');
+  const base = scoreSourceOptions(dataset, opts);
+  let thresholds: number[] | undefined;
+  if (opts.thresholds) {
+    const merged = JSON.parse(await fs.promises.readFile(opts.thresholds, 'utf8')) as { scores?: { score: string; pixel: PixelMetricsResult }[] };
+    const byLabel = new Map((merged.scores ?? []).map((r) => [r.score, r.pixel]));
+    const labels = base.scores.map((s) => scoreLabel(normalizeScore(s)));
+    const missing = labels.filter((l) => !byLabel.has(l));
+    if (missing.length) throw new RangeError(`--thresholds ${opts.thresholds}: no pixel figures for ${missing.join(', ')}`);
+    thresholds = componentThresholds(labels.map((l) => byLabel.get(l)!));
+  }
+  const bar = progress('pgn eval');
+  try {
+    const header = await saveShardState({ ...base, shard: parseShard(opts.shard, opts.shards), thresholds, onProgress: (done, total, stage) => bar.update(done, total, stage) }, opts.saveState);
+    process.stderr.write(`pgn eval: ${header.kind} state of shard ${header.shard.index}/${header.shard.count} (${header.images.length} of ${header.total} images) in ${opts.saveState}\n`);
+  } finally {
+    bar.stop();
+  }
+}
+
+function evalMergeCommand(): Command {
+  return new Command('merge')
+    .description('combine the states of `pgn eval --shard I/N --save-state` into the figures of the whole data set')
+    .argument('<states...>', 'state files: pixel states (step 1), and component states (step 2)')
+    .option('--json <file>', 'also write the figures as JSON (the shape of a single run\'s --json)')
+    .option('--report <dir>', 'also write the HTML report (figures and curves; no sample images) to DIR/index.html')
+    .action(async (files: string[], _opts: unknown, cmd: Command) => {
+      // `eval` has --json and --report too, which commander gives the parent: read both levels.
+      const opts = cmd.optsWithGlobals<{ json?: string; report?: string }>();
+      const json = opts.json ? await openAtomic(opts.json) : undefined;
+      try {
+        if (opts.report) await ensureDir(opts.report);
+        const result = await mergeStates(files);
+        process.stdout.write(`${evaluationTable(result)}\n`);
+        json?.write(`${JSON.stringify(evaluationJson(result), null, 2)}\n`);
+        await json?.commit();
+        if (opts.report) process.stdout.write(`report: ${await writeReport(opts.report, result)}\n`);
+      } finally {
+        await json?.abort();
+      }
     });
 }
 

@@ -6,14 +6,17 @@
 import { Command } from 'commander';
 import { loadAddon } from '../addon';
 import { PgnError } from '../common/errors';
+import { removeLiveTemporaries } from '../common/files';
 import { benchCommand } from './bench';
 import { calibrateCommand } from './calibrate';
 import { cardCommand } from './card';
 import { evalCommand } from './eval';
 import { inspectCommand } from './inspect';
+import { mergeCommand } from './merge';
 import { scoreCommand } from './score';
 import { serveCommand } from './serve';
 import { tensorsCommand } from './tensors';
+import { workerCommand } from './worker';
 
 const pkg = require('../../package.json') as { version: string };
 
@@ -28,14 +31,31 @@ export function buildProgram(): Command {
   program.addCommand(cardCommand());
   program.addCommand(calibrateCommand());
   program.addCommand(scoreCommand());
+  program.addCommand(mergeCommand());
   program.addCommand(evalCommand());
   program.addCommand(serveCommand());
   program.addCommand(benchCommand());
   program.addCommand(tensorsCommand());
+  program.addCommand(workerCommand());
   return program;
 }
 
+/**
+ * SIGINT / SIGTERM remove the temporaries of the writes in flight, then end the process by the
+ * same signal (exit status 128 + n, as without a handler), unless a subcommand handles it. Journal lines are written whole as they
+ * come, so there is nothing else to save.
+ */
+function cleanUpOnSignals(): void {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const)
+    process.once(signal, () => {
+      removeLiveTemporaries();
+      // A subcommand with its own handler (pgn worker: finish the jobs in hand) ends the process itself.
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    });
+}
+
 async function main(): Promise<void> {
+  cleanUpOnSignals();
   // A closed pipe (`pgn score … | head`) ends the run quietly, as Unix tools do; any other failure
   // to write the results (a full disk, an I/O error) ends it as an error, without a stack trace.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {

@@ -1,15 +1,14 @@
 /** `pgn score`: images (files, folders, globs) through a model, streamed; one NDJSON line per image. */
-import path from 'node:path';
 import { Command } from 'commander';
-import { ensureDir, openAtomic } from '../common/files';
+import { ensureDir, removeStaleTemporaries } from '../common/files';
 import { commandLineInputs } from '../run/inputs';
-import { writeNpy } from '../common/npy';
 import { scoreStream } from '../run/pipeline';
-import { writePredictionPng } from '../image/render';
-import { Backend, DEFAULT_P } from '../scoring/scores';
-import { ImageResult, Scorer } from '../run/scorer';
-import { mapSummary } from '../run/summary';
-import { robustRange, writeLabelPng, writeOverlayPng } from '../image/segment-images';
+import { Backend, DEFAULT_P, scoreName } from '../scoring/scores';
+import { Scorer } from '../run/scorer';
+import { JournalWriter, planJournal } from '../batch/journal';
+import { outputStems } from '../batch/output-names';
+import { errorRecord, inputIdentity, OutputOptions, outputFiles, resultRecord, ScoreRecord } from '../batch/record';
+import { parseShard, selectShard } from '../batch/shards';
 import { ExecutionProvider } from '../model/session';
 import { collect, parseCount, parseIntraOpThreads, parseNumber, scorerOptions } from './options';
 import { progress } from './progress';
@@ -27,6 +26,9 @@ interface ScoreCommandOptions {
   minArea: number;
   ndjson?: string;
   filesFrom?: string;
+  resume?: boolean;
+  shard?: string;
+  shards?: number;
   batch: number;
   prefetch?: number;
   threads?: number;
@@ -50,7 +52,10 @@ export function scoreCommand(): Command {
     .option('--no-segments', 'no OoD segments (thresholding and connected components)')
     .option('--threshold <t>', "segments: score > t is OoD (default: the model card's recommended threshold)", parseNumber)
     .option('--min-area <px>', 'segments: drop those smaller than this', parseCount, 100)
-    .option('--ndjson <file>', 'write the NDJSON lines to a file instead of stdout')
+    .option('--ndjson <file>', 'journal: append each image\'s NDJSON line to this file when it is done (instead of stdout)')
+    .option('--resume', 'continue the run of the --ndjson journal: skip the inputs it holds whose file and outputs are unchanged')
+    .option('--shard <I/N|auto>', 'score shard I (0-based) of N of the sorted inputs; auto: from the array-job index (Kubernetes, Slurm, AWS Batch)')
+    .option('--shards <n>', 'the number of shards, for --shard auto where the engine does not give it', parseCount)
     .option('--batch <n>', 'images per inference call', parseCount, 1)
     .option('--prefetch <n>', 'images decoded ahead (default 2 × batch)', parseCount)
     .option('--threads <n>', 'native threads (0 = all cores)', parseCount)
@@ -63,71 +68,59 @@ export function scoreCommand(): Command {
     });
 }
 
-async function writeOutputs(result: ImageResult, scorer: Scorer, opts: ScoreCommandOptions): Promise<string[]> {
-  if (!opts.out) return [];
-  const stem = path.join(opts.out, path.parse(result.source).name);
-  const written: string[] = [];
-  const dims: [number, number, number] = [1, result.height, result.width];
-  if (opts.npy)
-    for (const map of result.maps) {
-      await writeNpy(`${stem}.${map.name}.npy`, map.data, [result.height, result.width]);
-      written.push(`${stem}.${map.name}.npy`);
-    }
-  if (opts.png && result.prediction) {
-    await writePredictionPng(`${stem}.prediction.png`, result.prediction, result.width, result.height, scorer.session.card.classes.map((c) => c.color));
-    written.push(`${stem}.prediction.png`);
-  }
-  const labels = result.segmentLabels ? { data: result.segmentLabels, dims } : null;
-  if (opts.overlay) {
-    await writeOverlayPng(`${stem}.overlay.png`, result.source, { data: result.maps[0].data, dims }, labels, { range: robustRange(result.maps[0].data) });
-    written.push(`${stem}.overlay.png`);
-  }
-  if (opts.labelsPng && labels) {
-    await writeLabelPng(`${stem}.segments.png`, labels);
-    written.push(`${stem}.segments.png`);
-  }
-  return written;
+/** The inputs of this run: the expanded list, or this shard's part of it; and every input's output stem. */
+async function plannedInputs(patterns: string[], opts: ScoreCommandOptions): Promise<{ files: string[]; stems: Map<string, string> }> {
+  const all = await commandLineInputs(patterns, opts.filesFrom);
+  const stems = outputStems(all); // of the whole list, so that shards name outputs alike
+  const files = opts.shard ? selectShard(all, parseShard(opts.shard, opts.shards)) : all;
+  return { files, stems };
 }
 
 async function runScore(patterns: string[], opts: ScoreCommandOptions): Promise<number> {
-  const files = await commandLineInputs(patterns, opts.filesFrom);
+  if (opts.resume && !opts.ndjson) throw new RangeError('--resume needs the journal of the run: --ndjson FILE');
+  const { files, stems } = await plannedInputs(patterns, opts);
   if (opts.out) await ensureDir(opts.out);
-  // --ndjson goes to a temporary sibling, renamed when the run ends: never a half-written file.
-  const ndjson = opts.ndjson ? await openAtomic(opts.ndjson) : undefined;
-  try {
-    const failed = await scoreAll(files, opts, ndjson ?? process.stdout);
-    await ndjson?.commit();
-    return failed;
-  } finally {
-    await ndjson?.abort(); // a no-op once committed
+  const plan = opts.ndjson ? await planJournal(opts.ndjson, files, !!opts.resume) : { done: [], todo: files, dropped: 0, foreign: 0 };
+  const output = { dir: opts.out, npy: opts.npy, png: opts.png, overlay: opts.overlay, labelsPng: opts.labelsPng };
+  const failedBefore = plan.done.filter((r) => r.error).length;
+  const failed = plan.todo.length > 0 ? await scoreAll(plan.todo, stems, output, opts) : 0;
+  if (opts.ndjson) {
+    const resumed = opts.resume ? `, ${plan.done.length} from the journal${plan.dropped ? `, ${plan.dropped} journal line(s) dropped (torn, or input/outputs changed)` : ''}` : '';
+    process.stderr.write(`pgn score: ${files.length} inputs: ${files.length - failed - failedBefore} scored, ${failed + failedBefore} failed${resumed}\n`);
   }
+  return failed + failedBefore;
 }
 
-async function scoreAll(files: string[], opts: ScoreCommandOptions, out: { write(line: string): unknown }): Promise<number> {
+async function scoreAll(files: string[], stems: Map<string, string>, output: OutputOptions, opts: ScoreCommandOptions): Promise<number> {
   const scorer = await Scorer.create(await scorerOptions(opts, 'pgn score'));
+  const colors = scorer.session.card.classes.map((c) => c.color);
+  // Outputs half-written by a killed run of these inputs (shards writing beside us are left alone).
+  const names = scorer.specs.map(scoreName);
+  await removeStaleTemporaries(files.flatMap((f) => outputFiles(stems.get(f)!, names, output, true)));
+  const journal = opts.ndjson ? await JournalWriter.open(opts.ndjson, opts.batch) : undefined;
   const bar = process.stdout.isTTY && !opts.ndjson ? undefined : progress('pgn score');
   let failed = 0;
   let done = 0;
   try {
     for await (const item of scoreStream(scorer, files, { batchSize: opts.batch, prefetch: opts.prefetch })) {
-      let record: object;
+      let record: ScoreRecord;
       try {
         if (item.error) throw item.error;
-        const r = item.result;
-        const outputs = await writeOutputs(r, scorer, opts);
-        const scores = Object.fromEntries(r.maps.map((m) => [m.name, mapSummary(m.data)]));
-        record = { file: r.source, width: r.width, height: r.height, scores, segments: r.segments, outputs, timings: r.timings };
+        record = await resultRecord(item.result, stems.get(item.source)!, output, colors);
       } catch (err) {
-        const e = err as Error & { code?: string };
-        if (!e.code) throw err;
         failed++;
-        record = { file: item.source, error: { code: e.code, message: e.message } };
+        record = errorRecord(item.source, err);
       }
-      out.write(`${JSON.stringify(record)}\n`);
+      const { file, ...rest } = record; // the input's identity next to its name, for --resume
+      const input = await inputIdentity(file);
+      if (input) record = { file, input, ...rest };
+      if (journal) await journal.append(record);
+      else process.stdout.write(`${JSON.stringify(record)}\n`);
       bar?.update(++done, files.length, 'images');
     }
   } finally {
     bar?.stop();
+    await journal?.close();
     await scorer.dispose();
   }
   return failed;

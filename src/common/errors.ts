@@ -70,3 +70,10 @@ export class OverloadedError extends PgnError {
     super('PGN_OVERLOADED', message, options);
   }
 }
+
+/** A journal (`pgn score --ndjson`) cannot be continued or merged: exists without --resume, malformed, incomplete. */
+export class JournalError extends PgnError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('PGN_JOURNAL', message, options);
+  }
+}

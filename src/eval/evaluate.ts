@@ -67,7 +67,7 @@ export interface Evaluation {
 }
 
 /** Per image: every requested map at the label's size, plus the stage times. */
-interface ScoreSource {
+export interface ScoreSource {
   kind: 'model' | 'tensors';
   classColours?: [number, number, number][];
   maps(item: DatasetItem, size: { width: number; height: number }, prediction: boolean): Promise<{ maps: Float32Array[]; prediction?: Int32Array; inference: number; scoring: number }>;
@@ -119,12 +119,17 @@ function tensorSource(options: EvaluateOptions, specs: ScoreSpec[]): ScoreSource
   };
 }
 
+/** The maps of the requested scores: from the model, or from the precomputed tensors. */
+export async function openScoreSource(options: EvaluateOptions, specs: ScoreSpec[]): Promise<ScoreSource> {
+  return options.tensors ? tensorSource(options, specs) : modelSource(options, specs);
+}
+
 /** Evaluates every requested score on the data set; figures are pooled over all its pixels. */
 export async function evaluate(options: EvaluateOptions): Promise<Evaluation> {
   const items = readDataset(options.dataset);
   const specs = options.scores.map(normalizeScore);
   if (specs.length === 0) throw new RangeError('evaluate needs at least one score');
-  const source = options.tensors ? tensorSource(options, specs) : await modelSource(options, specs);
+  const source = await openScoreSource(options, specs);
   const sampleCount = options.samples ?? 0;
   const budget = options.cacheBytes ?? 2 ** 30;
   try {

@@ -5,7 +5,7 @@
  * takes results, so memory stays flat however many images come (back-pressure).
  */
 import { performance } from 'node:perf_hooks';
-import { PgnError } from '../common/errors';
+import { ImageError, PgnError } from '../common/errors';
 import { DecodedImage } from '../image/preprocess';
 import { ImageInput, ImageResult, Scorer, ScorerOptions, sourceName } from './scorer';
 
@@ -29,7 +29,30 @@ interface Pending {
   decoded: Promise<{ image: DecodedImage; ms: number } | PgnError>;
 }
 
-/** Scores every input with the scorer, yielding in input order. */
+/** An error of one image as a PgnError (inference, memory, labels): that image fails, the stream goes on. */
+function imageFailure(err: unknown): PgnError {
+  if (err instanceof PgnError) return err;
+  const e = err as Error;
+  return new ImageError(`scoring failed: ${e?.message ?? String(err)}`, { cause: err });
+}
+
+/**
+ * Scores a batch; if the batch fails (mixed sizes, inference error, memory), its images are scored
+ * one by one, so that only the images that fail alone get an error.
+ */
+async function scoreEach(scorer: Scorer, images: DecodedImage[]): Promise<(ImageResult | PgnError)[]> {
+  if (images.length === 0) return [];
+  try {
+    return await scorer.scoreDecoded(images);
+  } catch (err) {
+    if (images.length === 1) return [imageFailure(err)];
+    const one: (ImageResult | PgnError)[] = [];
+    for (const image of images) one.push(...(await scoreEach(scorer, [image])));
+    return one;
+  }
+}
+
+/** Scores every input with the scorer, yielding in input order; an image that fails yields its error. */
 export async function* scoreStream(scorer: Scorer, inputs: Iterable<ImageInput> | AsyncIterable<ImageInput>, options: StreamOptions = {}): AsyncGenerator<StreamItem> {
   const batchSize = options.batchSize ?? 1;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
@@ -80,13 +103,16 @@ export async function* scoreStream(scorer: Scorer, inputs: Iterable<ImageInput> 
         const d = decoded[k];
         return d instanceof PgnError ? [] : [{ pending: p, image: d.image, ms: d.ms }];
       });
-      const results = good.length > 0 ? await scorer.scoreDecoded(good.map((g) => g.image)) : [];
-      const byIndex = new Map(good.map((g, k) => [g.pending.index, { result: results[k], ms: g.ms }]));
+      const results = await scoreEach(scorer, good.map((g) => g.image));
       for (const [k, p] of batch.entries()) {
         const d = decoded[k];
-        const ok = byIndex.get(p.index);
-        if (d instanceof PgnError || !ok) yield { index: p.index, source: p.source, error: d as PgnError };
-        else yield { index: p.index, source: p.source, result: { ...ok.result, source: p.source, timings: { ...ok.result.timings, decode: ok.ms } } };
+        const g = good.findIndex((x) => x.pending === p);
+        const r = g < 0 ? d : results[g];
+        if (r instanceof PgnError) yield { index: p.index, source: p.source, error: r };
+        else {
+          const result = r as ImageResult;
+          yield { index: p.index, source: p.source, result: { ...result, source: p.source, timings: { ...result.timings, decode: good[g].ms } } };
+        }
       }
       if (mistake >= 0) throw (settled[mistake] as PromiseRejectedResult).reason;
     }
