@@ -260,7 +260,15 @@ describe('score names', () => {
     expect(scoreName('entropy')).toBe('entropy');
     expect(scoreLabel({ kind: 'pgn-oh', p: 1 })).toBe('pgn-oh:p=1');
   });
-  test.each(['foo', 'pgn-oh:p=0', 'pgn-oh:p=-1', 'pgn-oh:p=abc', 'pgn-oh:q=1', 'entropy:p=1', 'pgn-oh:variant=fast', 'pgn-oh:p='])('rejects %s with RangeError', (s) => {
+  test.each(['foo', 'pgn-oh:p=0', 'pgn-oh:p=-1', 'pgn-oh:p=abc', 'pgn-oh:q=1', 'entropy:p=1', 'pgn-oh:variant=fast', 'pgn-oh:p=',
+    'pgn-oh:p=0x10', 'pgn-oh:p=0b11', 'pgn-oh:p=1_0', 'pgn-oh:p= 2', 'pgn-oh:p=Infinity', 'pgn-oh:p=1e999'])('rejects %s with RangeError', (s) => {
     expect(() => parseScore(s)).toThrow(RangeError);
+  });
+  test('an option given twice is refused, naming it', () => {
+    expect(() => parseScore('pgn-oh:p=2:p=3')).toThrow(new RangeError('score "pgn-oh:p=2:p=3": p is given twice'));
+    expect(() => parseScore('pgn-uni:variant=code:variant=exact')).toThrow(/variant is given twice/);
+  });
+  test.each([['pgn-oh:p=.5', 0.5], ['pgn-oh:p=2.', 2], ['pgn-oh:p=1e-3', 0.001], ['pgn-oh:p=1E2', 100], ['pgn-oh:p=0010', 10]])('decimal %s is p = %d', (s, p) => {
+    expect(parseScore(s).p).toBe(p);
   });
 });

@@ -190,7 +190,10 @@ export class ModelSession {
     };
   }
 
-  async dispose(): Promise<void> {
-    await this.session.release();
+  private released?: Promise<void>;
+
+  /** Frees the ONNX Runtime session. A second call is a no-op (it waits for the first). */
+  dispose(): Promise<void> {
+    return (this.released ??= this.session.release());
   }
 }
