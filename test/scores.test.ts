@@ -125,6 +125,46 @@ describe.each(LEVELS)('scores against a float64 reference (%s)', (level) => {
     });
   });
 
+  // Issue 20: large p lost everything to under/overflow (pgn-uni 0 for p >= 50), Σ|φ|^p overflowing
+  // gave a fixed finite value, logits of ±1e19 gave NaN, p <= 0.01 with zero features gave NaN.
+  // The float pass checks its sums and norms; pixels outside their safe range are redone in double.
+  test('every p from 1e-3 to 1000, logits and features across the float range: the reference in float32', async () => {
+    const N = 1, C = 7, F = 13, h = 4, w = 8;
+    const P = [1e-3, 0.01, 0.05, 0.1, 0.3, 0.5, 1, 2, 3, 4, 4.5, 8, 16, 50, 100, 1000];
+    const specs = P.flatMap((p) => [...pgn(p), ...pgn(p, 'code')]);
+    const failures: string[] = [];
+    for (const logitScale of [1, 30, 1e19, 1e30]) {
+      for (const featureScale of [0, 1e-30, 1e-8, 1, 1e4, 1e30]) {
+        const r = rng(7);
+        const logits = randomArray(N * C * h * w, r, -logitScale, logitScale);
+        const features = randomArray(N * F * h * w, r, 0, featureScale);
+        features.fill(0, 0, h * w); // channel 0 zero: a ReLU-like channel
+        const result = await computeScores({ data: logits, dims: [N, C, h, w] }, { data: features, dims: [N, F, h, w] }, { scores: specs, prediction: false });
+        specs.forEach((spec, k) => {
+          const want = referenceScores(logits, [N, C, h, w], features, F, spec as never).map(Math.fround);
+          const got = result.maps[k].map.data;
+          for (let i = 0; i < got.length; i++) {
+            const err = got[i] === want[i] ? 0 : Math.abs(got[i] - want[i]) / Math.abs(want[i]);
+            if (!(err <= 1e-4)) failures.push(`logits ±${logitScale}, features ${featureScale}, ${scoreLabel(spec)} at ${i}: got ${got[i]}, reference ${want[i]}`);
+          }
+        });
+      }
+    }
+    expect(failures.slice(0, 5)).toEqual([]);
+  });
+
+  test('the baselines stay finite and match the reference for logits up to ±1e38', async () => {
+    for (const scale of [1e19, 1e30, 1e38]) {
+      const logits = randomArray(5 * 3 * 7, rng(9), -scale, scale);
+      const baselines = ALL_SPECS.filter((s) => !s.kind.startsWith('pgn'));
+      const result = await computeScores({ data: logits, dims: [1, 5, 3, 7] }, undefined, { scores: baselines });
+      baselines.forEach((spec, k) => {
+        const want = referenceScores(logits, [1, 5, 3, 7], undefined, 0, spec as never);
+        result.maps[k].map.data.forEach((v, i) => expect([scale, spec.kind, i, Math.abs(v - want[i]) <= 1e-5 * Math.max(1, Math.abs(want[i]))]).toEqual([scale, spec.kind, i, true]));
+      });
+    }
+  });
+
   test('features spanning the float range (1e-30 .. 1e30, subnormals) match the reference', async () => {
     const r = rng(5);
     const N = 1, C = 4, F = 24, h = 9, w = 9;
