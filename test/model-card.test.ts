@@ -68,6 +68,7 @@ describe('loadModelCard', () => {
     ['colour out of range', (c) => (c.classes[2].color = [300, 0, 0]), /classes\[2\]\.color\[0\] must be <= 255 \(got 300\)/],
     ['scale as a string', (c) => (c.input.scale = '255'), /input\.scale must be number \(got "255"\)/],
     ['stretch without a height', (c) => delete c.input.height, /input\.height is missing/],
+    ['input larger than 8192 a side', (c) => (c.input.width = 100000), /input\.width must be <= 8192 \(got 100000\)/],
     ['fpr out of (0, 1)', (c) => (c.calibration.fpr = 5), /calibration\.fpr must be < 1 \(got 5\)/],
     ['recommended without threshold', (c) => delete c.recommended.threshold, /recommended\.threshold is missing/],
   ];

@@ -253,6 +253,25 @@ describe.each(LEVELS)('scores against a float64 reference (%s)', (level) => {
   });
 });
 
+// Issue 20: the kernels kept e^(z − m) for classes × 1024 pixels per thread (4 GB at 2^20 classes).
+// Past 2048 classes the tile shrinks (3000: 688 pixels, two tiles here); past 2^17 the
+// compiler-vectorized loops run, which keep nothing per class. At the CPU's own level: the kernels
+// are what shrinks.
+describe('many classes', () => {
+  // Float sums over 1e5 classes carry ~1e-4 of rounding: the bound is wider there.
+  test.each([[3000, 28, 25, 1e-5], [(1 << 17) + 3, 2, 3, 1e-3]])('%i classes match the reference (bounded per-class scratch)', async (C, h, w, bound) => {
+    const r = rng(C);
+    const logits = randomArray(C * h * w, r, -6, 6);
+    const features = randomArray(5 * h * w, r, 0, 2);
+    const specs: ScoreSpec[] = [{ kind: 'pgn-oh', p: 0.5 }, { kind: 'pgn-uni', p: 2, variant: 'code' }, { kind: 'entropy' }];
+    const result = await computeScores({ data: logits, dims: [1, C, h, w] }, { data: features, dims: [1, 5, h, w] }, { scores: specs });
+    specs.forEach((spec, k) => {
+      const want = referenceScores(logits, [1, C, h, w], features, 5, spec as never);
+      result.maps[k].map.data.forEach((v, i) => expect([spec.kind, i, Math.abs(v - want[i]) <= bound * Math.abs(want[i])]).toEqual([spec.kind, i, true]));
+    });
+  });
+});
+
 describe('CPU level', () => {
   test('limitCpuIsa takes only the level names', () => {
     expectThrow(() => limitCpuIsa('sse' as CpuIsa), 'RangeError', /^isa must be "baseline", "avx2" or "avx512", got "sse"$/);

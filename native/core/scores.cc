@@ -18,6 +18,11 @@ namespace {
 // stream through once; the inner loops run over contiguous pixels of one channel (NCHW), which is
 // what lets the compiler vectorize them.
 constexpr int64_t kTile = 1024;
+// The kernels keep e^(z_c − m) of a tile: classes × tile floats per thread. With many classes the
+// tile shrinks to keep that within 2^21 floats (8 MB; 2048 classes at the full tile), and below 16
+// pixels (over 2^17 classes) the compiler-vectorized loops run instead, which keep nothing per class.
+constexpr int64_t kExpFloats = int64_t{1} << 21;
+constexpr int64_t kMinKernelTile = 16;
 constexpr int64_t kPrefetchChannels = 2;
 
 // Exponent sets and their sums come in families: the features', and one per label form (the
@@ -38,6 +43,7 @@ struct Plan {
   // The hand-vectorized kernels of the active CPU level (power_sums.h), or nullptr, and the sets'
   // flat forms for them, where they have one.
   const PowerSumKernels* kernels = nullptr;
+  int64_t tile = kTile;  // pixels per tile, <= kTile: fewer with many classes (kExpFloats)
   FlatPowerSet flat[kFamilies];
   bool has_flat[kFamilies] = {};
 };
@@ -211,7 +217,7 @@ PGN_INLINE void score_tile_body(Plan& plan, Tile& t, int64_t n, int64_t start, i
   const float* z = in.logits + n * in.classes * plane + start;
   if (plan.kernels)
     bad = !plan.kernels->softmax(z, plane, in.classes, len,
-                                 SoftmaxArrays{t.max_logit, t.argmax, t.sum, t.sum_other, t.ez, t.exp_d.data(), kTile}) ||
+                                 SoftmaxArrays{t.max_logit, t.argmax, t.sum, t.sum_other, t.ez, t.exp_d.data(), plan.tile}) ||
           bad;
   else
     softmax_stats(z, plane, in.classes, len, t, bad);
@@ -225,7 +231,7 @@ PGN_INLINE void score_tile_body(Plan& plan, Tile& t, int64_t n, int64_t start, i
     const bool kernel = plan.kernels && plan.has_flat[family];
     label_offsets(form, len, kernel, t);
     if (kernel) {
-      const LabelRows rows{z,           plane,       in.classes,  t.exp_d.data(), kTile,
+      const LabelRows rows{z,           plane,       in.classes,  t.exp_d.data(), plan.tile,
                            t.max_logit, t.log_offset, t.inv_norm, t.argmax,      form};
       plan.kernels->label_sums(rows, len, plan.flat[family], t.acc[family].data(), kTile);
       continue;
@@ -327,22 +333,25 @@ void compute_scores(const ScoreInput& in, const std::vector<ScoreSpec>& specs, c
   }
 
   const int64_t plane = in.height * in.width;
-  const int64_t tiles_per_image = (plane + kTile - 1) / kTile;
   const CpuIsa isa = active_cpu_isa();
   const TileFunction score_tile = tile_function(isa);
   plan.kernels = power_sum_kernels(isa);
+  if (plan.kernels && in.classes * kTile > kExpFloats) plan.tile = kExpFloats / in.classes / kMinKernelTile * kMinKernelTile;
+  if (plan.tile < kMinKernelTile) plan.kernels = nullptr, plan.tile = kTile;
+  const int64_t tile = plan.tile;
+  const int64_t tiles_per_image = (plane + tile - 1) / tile;
   bool any_bad = false;
   std::mutex bad_mutex;
   parallel_for(in.batch * tiles_per_image, threads, [&](int64_t begin, int64_t end) {
     Tile t;
     t.terms.resize(most * kTile);
-    if (plan.kernels) t.exp_d.resize(static_cast<size_t>(in.classes * kTile));
+    if (plan.kernels) t.exp_d.resize(static_cast<size_t>(in.classes * tile));
     for (int family = 0; family < kFamilies; ++family) t.acc[family].resize(plan.sets[family].p.size() * kTile);
     t.feature_unsafe.resize(plan.sets[kFeatures].p.size() * kTile);
     bool bad = false;
     for (int64_t k = begin; k < end && !bad; ++k) {
-      const int64_t n = k / tiles_per_image, start = (k % tiles_per_image) * kTile;
-      score_tile(plan, t, n, start, std::min(kTile, plane - start), bad);
+      const int64_t n = k / tiles_per_image, start = (k % tiles_per_image) * tile;
+      score_tile(plan, t, n, start, std::min(tile, plane - start), bad);
     }
     if (bad) {
       std::lock_guard<std::mutex> lock(bad_mutex);

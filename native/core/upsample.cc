@@ -100,6 +100,10 @@ void upsample_bilinear(const float* in, int64_t planes, int64_t in_h, int64_t in
   });
 }
 
+// Row caches of all classes take classes × 2 × out_w floats per thread; past this many, one cache
+// serves every class (it then misses on each class: the rows are interpolated again, same values).
+constexpr int64_t kCacheFloats = int64_t{1} << 22;
+
 void upsample_argmax(const float* logits, int64_t batch, int64_t classes, int64_t in_h, int64_t in_w, int32_t* out,
                      int64_t out_h, int64_t out_w, bool align_corners, int threads) {
   if (batch < 1 || classes < 1 || in_h < 1 || in_w < 1 || out_h < 1 || out_w < 1)
@@ -108,12 +112,13 @@ void upsample_argmax(const float* logits, int64_t batch, int64_t classes, int64_
   const Axis xs = axis_map(in_w, out_w, align_corners);
   parallel_for(batch * out_h, threads, [&](int64_t begin, int64_t end) {
     std::vector<float> value(out_w), best(out_w);
-    std::vector<RowCache> caches(static_cast<size_t>(classes), RowCache(xs, out_w));
+    const bool per_class = classes * 2 * out_w <= kCacheFloats;
+    std::vector<RowCache> caches(per_class ? static_cast<size_t>(classes) : 1, RowCache(xs, out_w));
     for (int64_t row = begin; row < end; ++row) {
       const int64_t n = row / out_h, y = row % out_h;
       int32_t* dst = out + row * out_w;
       for (int64_t c = 0; c < classes; ++c) {
-        output_row(logits + (n * classes + c) * in_h * in_w, in_w, ys, y, caches[c], out_w, value.data());
+        output_row(logits + (n * classes + c) * in_h * in_w, in_w, ys, y, caches[per_class ? c : 0], out_w, value.data());
         for (int64_t x = 0; x < out_w; ++x) {
           const bool more = c == 0 || value[x] > best[x];
           best[x] = more ? value[x] : best[x];

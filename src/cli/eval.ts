@@ -7,7 +7,7 @@ import { formatPercent, PixelMetricsMode, Track } from '../eval/metrics';
 import { writeReport } from '../eval/report';
 import { Backend, DEFAULT_P } from '../scoring/scores';
 import { ExecutionProvider } from '../model/session';
-import { collect, parseCount } from './options';
+import { collect, LIMIT_PIXELS_HELP, parseCount, parsePixelLimit } from './options';
 import { progress } from './progress';
 
 interface EvalOptions {
@@ -22,6 +22,7 @@ interface EvalOptions {
   threads?: number;
   backend?: Backend;
   ep?: ExecutionProvider;
+  limitInputPixels?: number;
 }
 
 export const DEFAULT_EVAL_SCORES = [`pgn-oh:p=${DEFAULT_P}`, 'pgn-oh:p=1', 'pgn-oh:p=2', 'entropy', 'msp', 'maxlogit', 'energy'];
@@ -41,6 +42,7 @@ export function evalCommand(): Command {
     .option('--threads <n>', 'native threads (0 = all cores)', parseCount)
     .option('--backend <name>', 'native scores backend: cpu or cuda', 'cpu')
     .option('--ep <name>', 'ONNX Runtime execution provider: cpu or cuda')
+    .option('--limit-input-pixels <n>', LIMIT_PIXELS_HELP, parsePixelLimit)
     .action(async (dataset: string, opts: EvalOptions) => {
       if (opts.track !== 'anomaly' && opts.track !== 'obstacle') throw new RangeError(`--track must be anomaly or obstacle, got ${opts.track}`);
       // Output paths are checked before the evaluation (which can take hours), not after it.
@@ -61,6 +63,7 @@ export function evalCommand(): Command {
           threads: opts.threads,
           backend: opts.backend,
           executionProviders: opts.ep ? [opts.ep] : undefined,
+          limitInputPixels: opts.limitInputPixels,
           samples: opts.report ? 4 : 0,
           onProgress: (done, total, stage) => bar.update(done, total, stage),
         });

@@ -11,7 +11,7 @@ import { Backend, DEFAULT_P, scoreLabel } from '../scoring/scores';
 import { DEMO_MODEL, ImageResult, Scorer } from '../run/scorer';
 import { writeLabelPng, writeOverlayPng } from '../image/segment-images';
 import { ExecutionProvider } from '../model/session';
-import { collect, parseCount } from './options';
+import { collect, LIMIT_PIXELS_HELP, parseCount, parsePixelLimit } from './options';
 import { progress } from './progress';
 
 interface ScoreCommandOptions {
@@ -30,6 +30,7 @@ interface ScoreCommandOptions {
   prefetch?: number;
   threads?: number;
   intraOpThreads?: number;
+  limitInputPixels?: number;
   backend?: Backend;
   ep?: ExecutionProvider;
 }
@@ -59,6 +60,7 @@ export function scoreCommand(): Command {
     .option('--prefetch <n>', 'images decoded ahead (default 2 × batch)', parseCount)
     .option('--threads <n>', 'native threads (0 = all cores)', parseCount)
     .option('--intra-op-threads <n>', 'ONNX Runtime intra-op threads', parseCount)
+    .option('--limit-input-pixels <n>', LIMIT_PIXELS_HELP, parsePixelLimit)
     .option('--backend <name>', 'native backend: cpu or cuda', 'cpu')
     .option('--ep <name>', 'ONNX Runtime execution provider: cpu or cuda (default: cuda if available)')
     .action(async (inputs: string[], opts: ScoreCommandOptions) => {
@@ -150,6 +152,7 @@ async function scoreAll(files: string[], opts: ScoreCommandOptions, out: { write
     threads: opts.threads,
     backend: opts.backend,
     intraOpThreads: opts.intraOpThreads,
+    limitInputPixels: opts.limitInputPixels,
     executionProviders: opts.ep ? [opts.ep] : undefined,
     segments: (await segmentsWanted(opts)) ? { threshold: opts.threshold, minArea: opts.minArea } : undefined,
   });

@@ -57,6 +57,9 @@ export const IMAGENET_STD: Triple = [0.229, 0.224, 0.225];
 const nonEmpty = { type: 'string', minLength: 1 };
 const triple = (item: object) => ({ type: 'array', items: item, minItems: 3, maxItems: 3 });
 
+/** The largest input height or width a model card may ask for. */
+export const MAX_INPUT_SIDE = 8192;
+
 export const modelCardSchema = {
   type: 'object',
   additionalProperties: false,
@@ -71,8 +74,10 @@ export const modelCardSchema = {
       required: ['name', 'resize', 'channelOrder', 'scale', 'mean', 'std'],
       properties: {
         name: nonEmpty,
-        height: { type: 'integer', minimum: 1 },
-        width: { type: 'integer', minimum: 1 },
+        // One [3, H, W] float input is 12·H·W bytes, and the maps follow its size: 8192 per side
+        // (805 MB an image) is far beyond any segmentation network's input and bounds what a card asks.
+        height: { type: 'integer', minimum: 1, maximum: MAX_INPUT_SIDE },
+        width: { type: 'integer', minimum: 1, maximum: MAX_INPUT_SIDE },
         resize: { enum: ['stretch', 'none'] },
         channelOrder: { enum: ['rgb', 'bgr'] },
         scale: { type: 'number', exclusiveMinimum: 0 },

@@ -12,7 +12,7 @@ export interface RefSpec {
 
 /** ‖v‖_p as M·(Σ (|v|/M)^p)^(1/p), M = max |v|: the sum stays in [1, n] for every p and magnitude. */
 function pnorm(v: number[], p: number): number {
-  const M = Math.max(0, ...v.map(Math.abs));
+  const M = v.reduce((a, x) => Math.max(a, Math.abs(x)), 0);
   if (M === 0) return 0;
   let s = 0;
   for (const x of v) s += Math.pow(Math.abs(x) / M, p);
@@ -21,7 +21,7 @@ function pnorm(v: number[], p: number): number {
 
 export function referencePixel(z: number[], phi: number[], spec: RefSpec): number {
   const C = z.length;
-  const m = Math.max(...z);
+  const m = z.reduce((a, v) => Math.max(a, v), -Infinity); // no spread: C may exceed the call stack's arguments
   const argmax = z.indexOf(m);
   const e = z.map((v) => Math.exp(v - m));
   // log S as log1p of the non-argmax mass: Math.log(S) itself loses all digits once S − 1 < 1e-13.
