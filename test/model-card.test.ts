@@ -1,9 +1,9 @@
 import { promises as fs } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { ModelCardError } from '../src/common/errors';
+import { ModelCardError, ModelError } from '../src/common/errors';
 import { analyzeModel } from '../src/model/graph-surgery';
-import { checkCardAgainstModel, loadModelCard, ModelCard, parseModelCard } from '../src/model/model-card';
+import { checkCardAgainstModel, defaultModelCard, loadModelCard, ModelCard, parseModelCard } from '../src/model/model-card';
 import { buildSegModel } from './helpers/onnx-builder';
 
 const CLASSES = ['road', 'sidewalk', 'building', 'car', 'sky'];
@@ -116,6 +116,13 @@ describe('loadModelCard', () => {
     expect(dynamic.card.name).toBe('dynamic');
     expect(dynamic.card.input.resize).toBe('none');
     expect(dynamic.card.input.height).toBeUndefined();
+  });
+
+  test('a model fixed at more than 8192 a side gets no default card: ModelError', () => {
+    const analysis = analyzeModel(buildSegModel().bytes);
+    const huge = { ...analysis, input: { ...analysis.input, shape: [1, 3, 9000, 16] } };
+    expect(() => defaultModelCard(huge as never, 'big.onnx')).toThrow(ModelError);
+    expect(() => defaultModelCard(huge as never, 'big.onnx')).toThrow('big.onnx: the model\'s input is fixed at 9000x16 (height x width), more than the 8192 a side a model card may ask for');
   });
 });
 

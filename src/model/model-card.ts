@@ -219,6 +219,8 @@ export function defaultModelCard(analysis: ModelAnalysis, modelPath: string): Mo
   const size = typeof h === 'number' && h > 0 && typeof w === 'number' && w > 0
     ? { height: h, width: w, resize: 'stretch' as const }
     : { resize: 'none' as const };
+  if (size.resize === 'stretch' && Math.max(size.height, size.width) > MAX_INPUT_SIDE)
+    throw new ModelError(`${modelPath}: the model's input is fixed at ${h}x${w} (height x width), more than the ${MAX_INPUT_SIDE} a side a model card may ask for`);
   return {
     name: path.basename(modelPath, path.extname(modelPath)),
     description: `default card derived from ${path.basename(modelPath)} (no ${CARD_FILE} found)`,
