@@ -42,7 +42,8 @@ test('2^20 classes of one pixel (4 MB of logits): scores and the upsampled predi
   const out = JSON.parse(r.stdout) as { entropy: number; prediction: number; upsampled: number; maxRssMB: number };
   expect(out.entropy).toBeGreaterThan(10); // ~log(2^20) for near-uniform logits in [-1, 1]
   expect(out.upsampled).toBe(out.prediction); // one pixel: every upsampled pixel takes its class
-  expect(out.maxRssMB).toBeLessThan(600); // 4300 before
+  // 4300 before; ASan's shadow memory and quarantine (npm run test:asan) roughly double the figure.
+  expect(out.maxRssMB).toBeLessThan(process.env.PGN_ASAN === '1' ? 2000 : 600);
 });
 
 test('an SVG of 16383×16383 is refused from its header by the Scorer\'s default limit; limitInputPixels sets it', async () => {
