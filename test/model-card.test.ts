@@ -1,9 +1,9 @@
 import { promises as fs } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { ModelCardError } from '../src/common/errors';
+import { ModelCardError, ModelError } from '../src/common/errors';
 import { analyzeModel } from '../src/model/graph-surgery';
-import { checkCardAgainstModel, loadModelCard, ModelCard, parseModelCard } from '../src/model/model-card';
+import { checkCardAgainstModel, defaultModelCard, loadModelCard, ModelCard, parseModelCard } from '../src/model/model-card';
 import { buildSegModel } from './helpers/onnx-builder';
 
 const CLASSES = ['road', 'sidewalk', 'building', 'car', 'sky'];
@@ -68,6 +68,7 @@ describe('loadModelCard', () => {
     ['colour out of range', (c) => (c.classes[2].color = [300, 0, 0]), /classes\[2\]\.color\[0\] must be <= 255 \(got 300\)/],
     ['scale as a string', (c) => (c.input.scale = '255'), /input\.scale must be number \(got "255"\)/],
     ['stretch without a height', (c) => delete c.input.height, /input\.height is missing/],
+    ['input larger than 8192 a side', (c) => (c.input.width = 100000), /input\.width must be <= 8192 \(got 100000\)/],
     ['fpr out of [0, 1]', (c) => (c.calibration.fpr = 5), /calibration\.fpr must be <= 1 \(got 5\)/],
     ['recommended without threshold', (c) => delete c.recommended.threshold, /recommended\.threshold is missing/],
   ];
@@ -115,6 +116,13 @@ describe('loadModelCard', () => {
     expect(dynamic.card.name).toBe('dynamic');
     expect(dynamic.card.input.resize).toBe('none');
     expect(dynamic.card.input.height).toBeUndefined();
+  });
+
+  test('a model fixed at more than 8192 a side gets no default card: ModelError', () => {
+    const analysis = analyzeModel(buildSegModel().bytes);
+    const huge = { ...analysis, input: { ...analysis.input, shape: [1, 3, 9000, 16] } };
+    expect(() => defaultModelCard(huge as never, 'big.onnx')).toThrow(ModelError);
+    expect(() => defaultModelCard(huge as never, 'big.onnx')).toThrow('big.onnx: the model\'s input is fixed at 9000x16 (height x width), more than the 8192 a side a model card may ask for');
   });
 });
 

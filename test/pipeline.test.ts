@@ -39,6 +39,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await scorer.dispose();
+  await expect(scorer.dispose()).resolves.toBeUndefined(); // a second dispose() is a no-op
   fs.rmSync(dir, { recursive: true, force: true });
 });
 

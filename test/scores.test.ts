@@ -125,6 +125,46 @@ describe.each(LEVELS)('scores against a float64 reference (%s)', (level) => {
     });
   });
 
+  // Issue 20: large p lost everything to under/overflow (pgn-uni 0 for p >= 50), Σ|φ|^p overflowing
+  // gave a fixed finite value, logits of ±1e19 gave NaN, p <= 0.01 with zero features gave NaN.
+  // The float pass checks its sums and norms; pixels outside their safe range are redone in double.
+  test('every p from 1e-3 to 1000, logits and features across the float range: the reference in float32', async () => {
+    const N = 1, C = 7, F = 13, h = 4, w = 8;
+    const P = [1e-3, 0.01, 0.05, 0.1, 0.3, 0.5, 1, 2, 3, 4, 4.5, 8, 16, 50, 100, 1000];
+    const specs = P.flatMap((p) => [...pgn(p), ...pgn(p, 'code')]);
+    const failures: string[] = [];
+    for (const logitScale of [1, 30, 1e19, 1e30]) {
+      for (const featureScale of [0, 1e-30, 1e-8, 1, 1e4, 1e30]) {
+        const r = rng(7);
+        const logits = randomArray(N * C * h * w, r, -logitScale, logitScale);
+        const features = randomArray(N * F * h * w, r, 0, featureScale);
+        features.fill(0, 0, h * w); // channel 0 zero: a ReLU-like channel
+        const result = await computeScores({ data: logits, dims: [N, C, h, w] }, { data: features, dims: [N, F, h, w] }, { scores: specs, prediction: false });
+        specs.forEach((spec, k) => {
+          const want = referenceScores(logits, [N, C, h, w], features, F, spec as never).map(Math.fround);
+          const got = result.maps[k].map.data;
+          for (let i = 0; i < got.length; i++) {
+            const err = got[i] === want[i] ? 0 : Math.abs(got[i] - want[i]) / Math.abs(want[i]);
+            if (!(err <= 1e-4)) failures.push(`logits ±${logitScale}, features ${featureScale}, ${scoreLabel(spec)} at ${i}: got ${got[i]}, reference ${want[i]}`);
+          }
+        });
+      }
+    }
+    expect(failures.slice(0, 5)).toEqual([]);
+  });
+
+  test('the baselines stay finite and match the reference for logits up to ±1e38', async () => {
+    for (const scale of [1e19, 1e30, 1e38]) {
+      const logits = randomArray(5 * 3 * 7, rng(9), -scale, scale);
+      const baselines = ALL_SPECS.filter((s) => !s.kind.startsWith('pgn'));
+      const result = await computeScores({ data: logits, dims: [1, 5, 3, 7] }, undefined, { scores: baselines });
+      baselines.forEach((spec, k) => {
+        const want = referenceScores(logits, [1, 5, 3, 7], undefined, 0, spec as never);
+        result.maps[k].map.data.forEach((v, i) => expect([scale, spec.kind, i, Math.abs(v - want[i]) <= 1e-5 * Math.max(1, Math.abs(want[i]))]).toEqual([scale, spec.kind, i, true]));
+      });
+    }
+  });
+
   test('features spanning the float range (1e-30 .. 1e30, subnormals) match the reference', async () => {
     const r = rng(5);
     const N = 1, C = 4, F = 24, h = 9, w = 9;
@@ -213,6 +253,25 @@ describe.each(LEVELS)('scores against a float64 reference (%s)', (level) => {
   });
 });
 
+// Issue 20: the kernels kept e^(z − m) for classes × 1024 pixels per thread (4 GB at 2^20 classes).
+// Past 2048 classes the tile shrinks (3000: 688 pixels, two tiles here); past 2^17 the
+// compiler-vectorized loops run, which keep nothing per class. At the CPU's own level: the kernels
+// are what shrinks.
+describe('many classes', () => {
+  // Float sums over 1e5 classes carry ~1e-4 of rounding: the bound is wider there.
+  test.each([[3000, 28, 25, 1e-5], [(1 << 17) + 3, 2, 3, 1e-3]])('%i classes match the reference (bounded per-class scratch)', async (C, h, w, bound) => {
+    const r = rng(C);
+    const logits = randomArray(C * h * w, r, -6, 6);
+    const features = randomArray(5 * h * w, r, 0, 2);
+    const specs: ScoreSpec[] = [{ kind: 'pgn-oh', p: 0.5 }, { kind: 'pgn-uni', p: 2, variant: 'code' }, { kind: 'entropy' }];
+    const result = await computeScores({ data: logits, dims: [1, C, h, w] }, { data: features, dims: [1, 5, h, w] }, { scores: specs });
+    specs.forEach((spec, k) => {
+      const want = referenceScores(logits, [1, C, h, w], features, 5, spec as never);
+      result.maps[k].map.data.forEach((v, i) => expect([spec.kind, i, Math.abs(v - want[i]) <= bound * Math.abs(want[i])]).toEqual([spec.kind, i, true]));
+    });
+  });
+});
+
 describe('CPU level', () => {
   test('limitCpuIsa takes only the level names', () => {
     expectThrow(() => limitCpuIsa('sse' as CpuIsa), 'RangeError', /^isa must be "baseline", "avx2" or "avx512", got "sse"$/);
@@ -260,7 +319,15 @@ describe('score names', () => {
     expect(scoreName('entropy')).toBe('entropy');
     expect(scoreLabel({ kind: 'pgn-oh', p: 1 })).toBe('pgn-oh:p=1');
   });
-  test.each(['foo', 'pgn-oh:p=0', 'pgn-oh:p=-1', 'pgn-oh:p=abc', 'pgn-oh:q=1', 'entropy:p=1', 'pgn-oh:variant=fast', 'pgn-oh:p='])('rejects %s with RangeError', (s) => {
+  test.each(['foo', 'pgn-oh:p=0', 'pgn-oh:p=-1', 'pgn-oh:p=abc', 'pgn-oh:q=1', 'entropy:p=1', 'pgn-oh:variant=fast', 'pgn-oh:p=',
+    'pgn-oh:p=0x10', 'pgn-oh:p=0b11', 'pgn-oh:p=1_0', 'pgn-oh:p= 2', 'pgn-oh:p=Infinity', 'pgn-oh:p=1e999'])('rejects %s with RangeError', (s) => {
     expect(() => parseScore(s)).toThrow(RangeError);
+  });
+  test('an option given twice is refused, naming it', () => {
+    expect(() => parseScore('pgn-oh:p=2:p=3')).toThrow(new RangeError('score "pgn-oh:p=2:p=3": p is given twice'));
+    expect(() => parseScore('pgn-uni:variant=code:variant=exact')).toThrow(/variant is given twice/);
+  });
+  test.each([['pgn-oh:p=.5', 0.5], ['pgn-oh:p=2.', 2], ['pgn-oh:p=1e-3', 0.001], ['pgn-oh:p=1E2', 100], ['pgn-oh:p=0010', 10]])('decimal %s is p = %d', (s, p) => {
+    expect(parseScore(s).p).toBe(p);
   });
 });

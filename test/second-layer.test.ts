@@ -289,6 +289,8 @@ describe('binding validation', () => {
     ['scores', [{ kind: 'pgn-oh', p: 1 }], 'RangeError', /kind must be pgn2-oh or pgn2-uni/],
     ['scores', [{ kind: 'pgn2-oh', p: 0 }], 'RangeError', /p must be a number in \(0, 1e6\]/],
     ['scores', [{ kind: 'pgn2-uni', p: 1, variant: 'fast' }], 'RangeError', /variant must be/],
+    ['scores', [{ kind: 'pgn2-uni', p: 50 }], 'RangeError', /^scores\[0\]\.p must be in \[0\.1, 8\] for the second-layer scores .*, got 50$/],
+    ['scores', [{ kind: 'pgn2-oh', p: 0.01 }], 'RangeError', /^scores\[0\]\.p must be in \[0\.1, 8\] for the second-layer scores .*, got 0\.01$/],
     ['backend', 'tpu', 'RangeError', /backend must be "cpu" or "cuda"/],
   ])('%s = %p → %s', (key, value, type, message) => {
     expectThrow(() => call({ ...base(), [key]: value }), type, message);

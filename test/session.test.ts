@@ -66,6 +66,7 @@ describe('ModelSession', () => {
     } finally {
       await session.dispose();
     }
+    await expect(session.dispose()).resolves.toBeUndefined(); // a second dispose() is a no-op
   });
 
   test('features the model already outputs, named in the card, are used as they are', async () => {

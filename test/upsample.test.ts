@@ -79,6 +79,13 @@ describe('upsampleArgmax equals the argmax of each class upsampled separately', 
     await expectFullArgmax(randomArray(N * C * h * w, rng(17), -3, 3), [N, C, h, w], [23, 31], alignCorners);
   });
 
+  // Many classes (issue 20: 2^20 classes once asked for 16 GB of row caches): the working memory
+  // stays that of two source rows of logits per thread.
+  test('2100 classes, 1024 output columns', async () => {
+    const [N, C, h, w] = [2, 2100, 6, 9];
+    await expectFullArgmax(randomArray(N * C * h * w, rng(17), -3, 3), [N, C, h, w], [23, 1024]);
+  });
+
   // Large regions: most output pixels take the clear-winner shortcut, the others the full path.
   test.each([
     [[1, 20, 32, 64], [128, 256], false],

@@ -8,6 +8,8 @@
 #include <sys/mman.h>
 #endif
 
+#include "pinned_memory.h"
+
 namespace pgn::binding {
 
 void throw_type(Napi::Env env, const std::string& message) { throw Napi::TypeError::New(env, message); }
@@ -61,11 +63,20 @@ int64_t element_count(Napi::Env env, const std::vector<int64_t>& dims, const cha
   return n;
 }
 
+Napi::TypedArray typed_array_arg(Napi::Env env, Napi::Value value, napi_typedarray_type type, const char* type_name,
+                                 const std::string& name) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != type)
+    throw_type(env, name + " must be " + type_name);
+  auto arr = value.As<Napi::TypedArray>();
+  if (arr.ElementLength() == 0) throw_type(env, name + " is empty or its buffer was detached");
+  if (resizable_buffer(arr))
+    throw_type(env, name + " is a view of a resizable ArrayBuffer, which could shrink under the running call: "
+                           "copy it into a fixed-length typed array first");
+  return arr;
+}
+
 Napi::TypedArrayOf<float> float32_arg(Napi::Env env, Napi::Value value, const char* name, int64_t expected) {
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    throw_type(env, std::string(name) + " must be a Float32Array");
-  auto arr = value.As<Napi::TypedArrayOf<float>>();
-  if (arr.ElementLength() == 0) throw_type(env, std::string(name) + " is empty or its buffer was detached");
+  auto arr = typed_array_arg(env, value, napi_float32_array, "a Float32Array", name).As<Napi::TypedArrayOf<float>>();
   if (static_cast<int64_t>(arr.ElementLength()) != expected)
     throw_range(env, std::string(name) + " has " + std::to_string(arr.ElementLength()) +
                          " elements but its dims call for " + std::to_string(expected));

@@ -26,7 +26,12 @@ Napi::Value required(Napi::Object obj, const char* key);
 std::vector<int64_t> dims_arg(Napi::Env env, Napi::Value value, const char* name, size_t rank);
 int64_t element_count(Napi::Env env, const std::vector<int64_t>& dims, const char* name);
 
-// A Float32Array that is attached and holds exactly product(dims) elements.
+// A typed array of the given type (type_name with its article: "a Float32Array") that is attached, not empty, and not a view of a resizable
+// ArrayBuffer (shrinking it would pull the memory from under the running call: refused, TypeError).
+Napi::TypedArray typed_array_arg(Napi::Env env, Napi::Value value, napi_typedarray_type type, const char* type_name,
+                                 const std::string& name);
+
+// A Float32Array as typed_array_arg checks it, holding exactly product(dims) elements.
 Napi::TypedArrayOf<float> float32_arg(Napi::Env env, Napi::Value value, const char* name, int64_t expected);
 
 // A Uint8Array (a Buffer is one) that is attached and holds exactly `expected` bytes.

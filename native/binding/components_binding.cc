@@ -55,10 +55,7 @@ ComponentsCall components_call(const Napi::CallbackInfo& info, const char* what)
 
   Napi::Value roi = opts.Get("roi");
   if (!roi.IsUndefined() && !roi.IsNull()) {
-    if (!roi.IsTypedArray() || roi.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-      throw_type(env, "roi must be a Uint8Array");
-    auto arr = roi.As<Napi::Uint8Array>();
-    if (arr.ElementLength() == 0) throw_type(env, "roi is empty or its buffer was detached");
+    auto arr = typed_array_arg(env, roi, napi_uint8_array, "a Uint8Array", "roi").As<Napi::Uint8Array>();
     const int64_t len = static_cast<int64_t>(arr.ElementLength());
     if (len != total && len != plane)
       throw_range(env, "roi has " + std::to_string(len) + " elements but must have N·h·w = " + std::to_string(total) +
@@ -70,10 +67,7 @@ ComponentsCall components_call(const Napi::CallbackInfo& info, const char* what)
 
   Napi::Value prediction = opts.Get("prediction");
   if (!prediction.IsUndefined() && !prediction.IsNull()) {
-    if (!prediction.IsTypedArray() || prediction.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-      throw_type(env, "prediction must be an Int32Array");
-    auto arr = prediction.As<Napi::Int32Array>();
-    if (arr.ElementLength() == 0) throw_type(env, "prediction is empty or its buffer was detached");
+    auto arr = typed_array_arg(env, prediction, napi_int32_array, "an Int32Array", "prediction").As<Napi::Int32Array>();
     if (static_cast<int64_t>(arr.ElementLength()) != total)
       throw_range(env, "prediction has " + std::to_string(arr.ElementLength()) + " elements but dims call for " +
                            std::to_string(total));
@@ -110,8 +104,16 @@ class ComponentsWorker : public Worker {
 
  protected:
   void Run() override {
-    if (emulation_) label_components_grid_emulation(in_, out_, block_w_, block_h_, shuffle_seed_);
-    else run_components(backend_, in_, out_, threads_);
+    const int64_t total = in_.batch * in_.height * in_.width;
+    const auto scores = snapshot(in_.scores, total);
+    const auto roi = snapshot(in_.roi, in_.roi_shared ? in_.height * in_.width : total);
+    const auto prediction = snapshot(in_.prediction, total);
+    ComponentInput in = in_;
+    in.scores = scores.get();
+    in.roi = roi.get();
+    in.prediction = prediction.get();
+    if (emulation_) label_components_grid_emulation(in, out_, block_w_, block_h_, shuffle_seed_);
+    else run_components(backend_, in, out_, threads_);
   }
 
   Napi::Value Result(Napi::Env env) override {

@@ -32,10 +32,7 @@ namespace pgn::binding {
 namespace {
 
 Napi::TypedArrayOf<uint8_t> uint8_arg(Napi::Env env, Napi::Value value, const char* name, int64_t expected) {
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-    throw_type(env, std::string(name) + " must be a Uint8Array");
-  auto arr = value.As<Napi::TypedArrayOf<uint8_t>>();
-  if (arr.ElementLength() == 0) throw_type(env, std::string(name) + " is empty or its buffer was detached");
+  auto arr = typed_array_arg(env, value, napi_uint8_array, "a Uint8Array", name).As<Napi::TypedArrayOf<uint8_t>>();
   if (static_cast<int64_t>(arr.ElementLength()) != expected)
     throw_range(env, std::string(name) + " has " + std::to_string(arr.ElementLength()) +
                          " elements but its dims call for " + std::to_string(expected));
@@ -158,9 +155,11 @@ class PixelMetricsWrap : public Napi::ObjectWrap<PixelMetricsWrap> {
 
    protected:
     void Run() override {
+      const auto scores = snapshot(scores_, height_ * width_);
+      const auto labels = snapshot(labels_, height_ * width_);
       auto& s = wrap_->state_;
       std::lock_guard<std::mutex> lock(s.mutex);
-      s.core->add(scores_, labels_, height_, width_, image_);
+      s.core->add(scores.get(), labels.get(), height_, width_, image_);
       s.images = s.core->images();
       s.bytes = s.core->bytes();
     }
@@ -296,9 +295,11 @@ class InstanceMetricsWrap : public Napi::ObjectWrap<InstanceMetricsWrap> {
 
    protected:
     void Run() override {
+      const auto scores = snapshot(scores_, height_ * width_);
+      const auto labels = snapshot(labels_, height_ * width_);
       auto& s = wrap_->state_;
       std::lock_guard<std::mutex> lock(s.mutex);
-      out_ = s.core->add(scores_, labels_, height_, width_, image_);
+      out_ = s.core->add(scores.get(), labels.get(), height_, width_, image_);
       s.images = s.core->images();
     }
     Napi::Value Result(Napi::Env env) override {

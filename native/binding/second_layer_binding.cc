@@ -24,6 +24,7 @@ namespace pgn::binding {
 namespace {
 
 constexpr uint32_t kMaxScores = 64;
+constexpr float kMinP = 0.1f, kMaxP = 8.0f;
 
 SecondLayerSpec second_spec(Napi::Env env, Napi::Value value, uint32_t index) {
   const std::string where = "scores[" + std::to_string(index) + "]";
@@ -35,6 +36,11 @@ SecondLayerSpec second_spec(Napi::Env env, Napi::Value value, uint32_t index) {
   else if (kind == "pgn2-uni") spec.one_hot = false;
   else throw_range(env, where + ".kind must be pgn2-oh or pgn2-uni; got \"" + kind + "\"");
   const GradientOptions g = gradient_options(env, obj, where);
+  // The second-layer pass has no double fallback (the last layer's pass has, scores.cc): beyond
+  // this range its float sums under- or overflow (p = 50 gave 0, p = 0.01 NaN).
+  if (!(g.p >= kMinP && g.p <= kMaxP))
+    throw_range(env, where + ".p must be in [0.1, 8] for the second-layer scores (their float sums lose the "
+                             "result outside it), got " + obj.Get("p").ToString().Utf8Value());
   spec.p = g.p;
   spec.code_variant = g.code_variant;
   return spec;

@@ -1,5 +1,7 @@
 // Base of every asynchronous native call: runs the core on the libuv pool, keeps the JavaScript
-// arrays it reads or writes alive until it finishes, and settles a promise. Core exceptions become
+// arrays it reads or writes alive until it finishes (their memory too: a buffer transferred away
+// during the call, and collected with its new owner, is freed only when the call is done), and
+// settles a promise. Core exceptions become
 // rejections: std::invalid_argument (bad values found while computing, e.g. NaN) → RangeError,
 // std::bad_alloc → Error "out of memory", anything else → Error; so do failures while building the
 // result. Nothing escapes to abort the process.
@@ -7,27 +9,57 @@
 
 #include <napi.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "args.h"
+#include "pinned_memory.h"
 
 namespace pgn::binding {
+
+// A private copy of an input, taken on the pool thread when the work starts. JavaScript can still
+// write the caller's arrays while the call runs; passes that check values and then index by them
+// (labels, classes, foreground pixels) must read values that cannot change in between, or a value
+// changed after its check sends a write out of bounds.
+template <typename T>
+std::unique_ptr<T[]> snapshot(const T* data, int64_t count) {
+  if (!data) return nullptr;
+  std::unique_ptr<T[]> copy(new T[static_cast<size_t>(count)]);
+  std::copy(data, data + count, copy.get());
+  return copy;
+}
 
 class Worker : public Napi::AsyncWorker {
  public:
   Worker(Napi::Env env, const char* name) : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
 
+  // Queues the work; or, when a kept array was detached by a getter that ran after the array was
+  // validated (its memory may already be gone), rejects with a TypeError and deletes the worker.
   Napi::Promise Start() {
+    Napi::Promise promise = deferred_.Promise();
+    if (detached_) {
+      deferred_.Reject(Napi::TypeError::New(Env(), "an input array was detached (transferred) while the call "
+                                                   "read its options: nothing was computed").Value());
+      delete this;  // never queued: nobody else will free it
+      return promise;
+    }
     Queue();
-    return deferred_.Promise();
+    return promise;
   }
 
-  // Pins a typed array (or any object) for the duration of the call.
-  void Keep(Napi::Object obj) { kept_.push_back(Napi::Persistent(obj)); }
+  // Pins a typed array (or any object) and a typed array's memory for the duration of the call.
+  void Keep(Napi::Object obj) {
+    kept_.push_back(Napi::Persistent(obj));
+    if (!obj.IsTypedArray()) return;
+    Napi::TypedArray array = obj.As<Napi::TypedArray>();
+    if (array.ElementLength() == 0) detached_ = true;  // every array kept was validated non-empty
+    else memory_.push_back(pin_memory(array));
+  }
 
  protected:
   virtual void Run() = 0;
@@ -77,6 +109,8 @@ class Worker : public Napi::AsyncWorker {
 
   Napi::Promise::Deferred deferred_;
   std::vector<Napi::ObjectReference> kept_;
+  std::vector<std::shared_ptr<void>> memory_;
+  bool detached_ = false;
   bool range_error_ = false;
 };
 

@@ -72,8 +72,12 @@ struct Avx512 {
     return _mm512_castsi512_ps(_mm512_srli_epi32(_mm512_castps_si512(bits), static_cast<unsigned>(n)));
   }
   static PGN_INLINE V maskz_mul(M m, V a, V b) { return _mm512_maskz_mul_ps(m, a, b); }
-  // y·2^n in the lanes of `keep` (n integer-valued; scalef saturates and goes subnormal as needed).
-  static PGN_INLINE V scale(V y, V n, M keep) { return _mm512_maskz_scalef_ps(keep, y, n); }
+  // y·2^n in the lanes of `keep` (n integer-valued; scalef saturates and goes subnormal as needed),
+  // 0 where n < −150: there the reduction of a huge argument (e^−2e19) leaves y infinite or NaN, and
+  // scalef(inf, −huge) would be NaN.
+  static PGN_INLINE V scale(V y, V n, M keep) {
+    return _mm512_maskz_scalef_ps(_mm512_mask_cmp_ps_mask(keep, n, set1(-150.0f), _CMP_GE_OQ), y, n);
+  }
 };
 
 }  // namespace

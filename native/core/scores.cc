@@ -18,6 +18,11 @@ namespace {
 // stream through once; the inner loops run over contiguous pixels of one channel (NCHW), which is
 // what lets the compiler vectorize them.
 constexpr int64_t kTile = 1024;
+// The kernels keep e^(z_c − m) of a tile: classes × tile floats per thread. With many classes the
+// tile shrinks to keep that within 2^21 floats (8 MB; 2048 classes at the full tile), and below 16
+// pixels (over 2^17 classes) the compiler-vectorized loops run instead, which keep nothing per class.
+constexpr int64_t kExpFloats = int64_t{1} << 21;
+constexpr int64_t kMinKernelTile = 16;
 constexpr int64_t kPrefetchChannels = 2;
 
 // Exponent sets and their sums come in families: the features', and one per label form (the
@@ -38,9 +43,62 @@ struct Plan {
   // The hand-vectorized kernels of the active CPU level (power_sums.h), or nullptr, and the sets'
   // flat forms for them, where they have one.
   const PowerSumKernels* kernels = nullptr;
+  int64_t tile = kTile;  // pixels per tile, <= kTile: fewer with many classes (kExpFloats)
   FlatPowerSet flat[kFamilies];
   bool has_flat[kFamilies] = {};
 };
+
+// Where the float pass is trusted: every sum Σ v^p in [2^−60, 2^100] (no term overflowed or lost
+// digits to underflow: a term dropped below 2^−126 is < 2^−66 of the sum) and every norm in
+// [2^−126, 2^126] (fast_exp saturates near 2^128). Elsewhere (large or tiny p, huge or tiny values,
+// a softmax that underflowed) the pixel is recomputed in double by exact_pgn_pixel.
+constexpr float kSafeSumLow = 0x1p-60f, kSafeSumHigh = 0x1p100f;
+constexpr float kSafeNormLow = 0x1p-126f, kSafeNormHigh = 0x1p126f;
+
+PGN_INLINE bool unsafe_sum(float s) { return !(s >= kSafeSumLow && s <= kSafeSumHigh); }
+PGN_INLINE bool unsafe_norm(float n) { return !(n >= kSafeNormLow && n <= kSafeNormHigh); }
+
+// log ‖v‖_p = log M + log(Σ (v_j/M)^p)/p, M = max v_j (v_j >= 0): no overflow or underflow for any
+// p; −inf when every v_j is 0.
+template <typename Value>
+double log_pnorm(int64_t n, double p, Value value) {
+  double most = 0.0;
+  for (int64_t j = 0; j < n; ++j) most = std::max(most, value(j));
+  if (most == 0.0) return -INFINITY;
+  double sum = 0.0;
+  for (int64_t j = 0; j < n; ++j) sum += std::pow(value(j) / most, p);
+  return std::log(most) + std::log(sum) / p;
+}
+
+// One pixel's PGN score in double, the slow path for the pixels the float pass cannot trust:
+// softmax, label values and both norms as the definitions say (pixel_math.h's label forms), the
+// product formed from the logs. z and phi point at the pixel's class 0 / channel 0, `plane` apart.
+float exact_pgn_pixel(const float* z, const float* phi, int64_t plane, int64_t classes, int64_t channels, LabelForm form,
+                      double p) {
+  int64_t top = 0;
+  for (int64_t c = 1; c < classes; ++c)
+    if (z[c * plane] > z[top * plane]) top = c;
+  const double m = z[top * plane];
+  double other = 0.0;  // Σ_{c≠ĉ} e^(z_c − m)
+  for (int64_t c = 0; c < classes; ++c)
+    if (c != top) other += std::exp(static_cast<double>(z[c * plane]) - m);
+  const double total = 1.0 + other;
+  const double inv_c = 1.0 / static_cast<double>(classes);
+  const double code_scale = static_cast<double>(classes - 1) * inv_c;
+  const auto label = [&](int64_t c) {
+    const double s = c == top ? 1.0 / total : std::exp(static_cast<double>(z[c * plane]) - m) / total;
+    switch (form) {
+      case LabelForm::OneHotExact: return c == top ? other / total : s;  // |s_ĉ − 1| = Σ_{c≠ĉ} s_c
+      case LabelForm::OneHotCode: return c == top ? 0.0 : s;
+      case LabelForm::UniformExact: return std::fabs(s - inv_c);
+      default: return code_scale * s;
+    }
+  };
+  const double log_label = log_pnorm(classes, p, label);
+  const double log_features = log_pnorm(channels, p, [&](int64_t f) { return std::fabs(static_cast<double>(phi[f * plane])); });
+  if (log_label == -INFINITY || log_features == -INFINITY) return 0.0f;
+  return static_cast<float>(std::exp(log_label + log_features));  // +inf beyond float's range
+}
 
 // Per-thread scratch for one tile of pixels.
 struct Tile {
@@ -52,6 +110,9 @@ struct Tile {
   std::vector<float> terms;  // one row per exponent: the current value's v^p, for derived exponents
   // By family, Σ v^p per exponent (rows of kTile); the features' rows then hold their norms.
   std::vector<float> acc[kFamilies];
+  // Per feature exponent (rows of kTile): its sum left the safe range (unsafe_sum).
+  std::vector<uint8_t> feature_unsafe;
+  uint8_t redo[kTile];  // the pixels of the current score that need exact_pgn_pixel
 };
 
 // Σ_f |φ_f|^p for every feature exponent: one streaming pass over the features.
@@ -103,20 +164,35 @@ PGN_INLINE void label_sums(const float* z, int64_t plane, int64_t classes, int64
   }
 }
 
-PGN_INLINE void pgn_score(const Plan& plan, const ScoreSpec& spec, int64_t len, Tile& t, float* dst) {
+// z, phi: the tile's first logit and feature (class and channel 0).
+PGN_INLINE void pgn_score(const Plan& plan, const ScoreSpec& spec, const float* z, const float* phi, int64_t len, Tile& t,
+                          float* dst) {
   const LabelForm form = label_form(spec);
   const int family = family_of(form);
   const float* label_acc = t.acc[family].data() + plan.sets[family].index_of(spec.p) * kTile;
-  const float* feature_norm = t.acc[kFeatures].data() + plan.sets[kFeatures].index_of(spec.p) * kTile;
+  const int64_t feature_row = plan.sets[kFeatures].index_of(spec.p) * kTile;
+  const float* feature_norm = t.acc[kFeatures].data() + feature_row;
   const int64_t classes = plan.in.classes;
   float* label_norm = t.x;
-  finish_norms(label_acc, label_sum_extra(form), len, spec.p, label_norm);
+  const float extra = label_sum_extra(form);
+  finish_norms(label_acc, extra, len, spec.p, label_norm);
   if (is_one_hot(form)) {
     for (int64_t i = 0; i < len; ++i) dst[i] = t.one_hot_scale[i] * label_norm[i] * feature_norm[i];
-    return;
+  } else {
+    const float scale = label_scale(form, SoftmaxStats{}, classes);  // a constant for the uniform forms
+    for (int64_t i = 0; i < len; ++i) dst[i] = scale * label_norm[i] * feature_norm[i];
   }
-  const float scale = label_scale(form, SoftmaxStats{}, classes);  // a constant for the uniform forms
-  for (int64_t i = 0; i < len; ++i) dst[i] = scale * label_norm[i] * feature_norm[i];
+  // The check costs a few comparisons per pixel; the slow path runs only where it fires.
+  const uint8_t* feature_unsafe = t.feature_unsafe.data() + feature_row;
+  int any = 0;
+  for (int64_t i = 0; i < len; ++i) {
+    t.redo[i] = feature_unsafe[i] | unsafe_sum(label_acc[i] + extra) | unsafe_norm(label_norm[i]) | unsafe_norm(feature_norm[i]);
+    any |= t.redo[i];
+  }
+  if (!any) return;
+  const int64_t plane = plan.in.height * plan.in.width;
+  for (int64_t i = 0; i < len; ++i)
+    if (t.redo[i]) dst[i] = exact_pgn_pixel(z + i, phi + i, plane, classes, plan.in.channels, form, spec.p);
 }
 
 template <typename Score>
@@ -141,7 +217,7 @@ PGN_INLINE void score_tile_body(Plan& plan, Tile& t, int64_t n, int64_t start, i
   const float* z = in.logits + n * in.classes * plane + start;
   if (plan.kernels)
     bad = !plan.kernels->softmax(z, plane, in.classes, len,
-                                 SoftmaxArrays{t.max_logit, t.argmax, t.sum, t.sum_other, t.ez, t.exp_d.data(), kTile}) ||
+                                 SoftmaxArrays{t.max_logit, t.argmax, t.sum, t.sum_other, t.ez, t.exp_d.data(), plan.tile}) ||
           bad;
   else
     softmax_stats(z, plane, in.classes, len, t, bad);
@@ -155,7 +231,7 @@ PGN_INLINE void score_tile_body(Plan& plan, Tile& t, int64_t n, int64_t start, i
     const bool kernel = plan.kernels && plan.has_flat[family];
     label_offsets(form, len, kernel, t);
     if (kernel) {
-      const LabelRows rows{z,           plane,       in.classes,  t.exp_d.data(), kTile,
+      const LabelRows rows{z,           plane,       in.classes,  t.exp_d.data(), plan.tile,
                            t.max_logit, t.log_offset, t.inv_norm, t.argmax,      form};
       plan.kernels->label_sums(rows, len, plan.flat[family], t.acc[family].data(), kTile);
       continue;
@@ -164,8 +240,8 @@ PGN_INLINE void score_tile_body(Plan& plan, Tile& t, int64_t n, int64_t start, i
     label_sums(z, plane, in.classes, len, form, set, t);
   }
   const PowerSet& features = plan.sets[kFeatures];
+  const float* phi = features.p.empty() ? nullptr : in.features + n * in.channels * plane + start;
   if (!features.p.empty()) {
-    const float* phi = in.features + n * in.channels * plane + start;
     float* acc = t.acc[kFeatures].data();
     if (plan.kernels && plan.has_flat[kFeatures]) {
       bad = !plan.kernels->channel_sums(phi, plane, in.channels, len, plan.flat[kFeatures], acc, kTile) || bad;
@@ -176,14 +252,17 @@ PGN_INLINE void score_tile_body(Plan& plan, Tile& t, int64_t n, int64_t start, i
     // The feature norms ‖φ‖_p in place of their sums: once per exponent, whichever labels use them.
     for (size_t k = 0; k < features.size(); ++k) {
       float* row = acc + static_cast<int64_t>(k) * kTile;
+      uint8_t* unsafe = t.feature_unsafe.data() + static_cast<int64_t>(k) * kTile;
+      for (int64_t i = 0; i < len; ++i) unsafe[i] = unsafe_sum(row[i]);
       finish_norms(row, 0.0f, len, features.p[k], row);
     }
   }
+  if (bad) return;  // the call fails: no output, no slow path over non-finite values
   const int64_t base = n * plane + start;
   for (size_t s = 0; s < plan.specs.size(); ++s) {
     const ScoreSpec& spec = plan.specs[s];
     float* dst = plan.out.maps[s] + base;
-    if (is_pgn(spec.kind)) pgn_score(plan, spec, len, t, dst);
+    if (is_pgn(spec.kind)) pgn_score(plan, spec, z, phi, len, t, dst);
     else baseline_scores(spec.kind, len, t, dst);
   }
   if (plan.out.prediction) std::copy(t.argmax, t.argmax + len, plan.out.prediction + base);
@@ -254,21 +333,25 @@ void compute_scores(const ScoreInput& in, const std::vector<ScoreSpec>& specs, c
   }
 
   const int64_t plane = in.height * in.width;
-  const int64_t tiles_per_image = (plane + kTile - 1) / kTile;
   const CpuIsa isa = active_cpu_isa();
   const TileFunction score_tile = tile_function(isa);
   plan.kernels = power_sum_kernels(isa);
+  if (plan.kernels && in.classes * kTile > kExpFloats) plan.tile = kExpFloats / in.classes / kMinKernelTile * kMinKernelTile;
+  if (plan.tile < kMinKernelTile) plan.kernels = nullptr, plan.tile = kTile;
+  const int64_t tile = plan.tile;
+  const int64_t tiles_per_image = (plane + tile - 1) / tile;
   bool any_bad = false;
   std::mutex bad_mutex;
   parallel_for(in.batch * tiles_per_image, threads, [&](int64_t begin, int64_t end) {
     Tile t;
     t.terms.resize(most * kTile);
-    if (plan.kernels) t.exp_d.resize(static_cast<size_t>(in.classes * kTile));
+    if (plan.kernels) t.exp_d.resize(static_cast<size_t>(in.classes * tile));
     for (int family = 0; family < kFamilies; ++family) t.acc[family].resize(plan.sets[family].p.size() * kTile);
+    t.feature_unsafe.resize(plan.sets[kFeatures].p.size() * kTile);
     bool bad = false;
     for (int64_t k = begin; k < end && !bad; ++k) {
-      const int64_t n = k / tiles_per_image, start = (k % tiles_per_image) * kTile;
-      score_tile(plan, t, n, start, std::min(kTile, plane - start), bad);
+      const int64_t n = k / tiles_per_image, start = (k % tiles_per_image) * tile;
+      score_tile(plan, t, n, start, std::min(tile, plane - start), bad);
     }
     if (bad) {
       std::lock_guard<std::mutex> lock(bad_mutex);

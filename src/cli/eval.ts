@@ -11,7 +11,7 @@ import { normalizeScore, scoreLabel } from '../scoring/scores';
 import { writeReport } from '../eval/report';
 import { Backend, DEFAULT_P } from '../scoring/scores';
 import { ExecutionProvider } from '../model/session';
-import { collect, parseCount } from './options';
+import { collect, LIMIT_PIXELS_HELP, parseCount, parsePixelLimit } from './options';
 import { progress } from './progress';
 
 interface EvalOptions {
@@ -30,6 +30,7 @@ interface EvalOptions {
   shards?: number;
   saveState?: string;
   thresholds?: string;
+  limitInputPixels?: number;
 }
 
 export const DEFAULT_EVAL_SCORES = [`pgn-oh:p=${DEFAULT_P}`, 'pgn-oh:p=1', 'pgn-oh:p=2', 'entropy', 'msp', 'maxlogit', 'energy'];
@@ -53,6 +54,7 @@ export function evalCommand(): Command {
     .option('--shards <n>', 'the number of shards, for --shard auto where the engine does not give it', parseCount)
     .option('--save-state <file>', "write this shard's metric state instead of figures; `pgn eval merge` combines the states")
     .option('--thresholds <json>', 'step 2: save component states at the thresholds of this `pgn eval merge --json` of the pixel states')
+    .option('--limit-input-pixels <n>', LIMIT_PIXELS_HELP, parsePixelLimit)
     .addCommand(evalMergeCommand())
     .action(async (dataset: string, opts: EvalOptions) => {
       if (opts.track !== 'anomaly' && opts.track !== 'obstacle') throw new RangeError(`--track must be anomaly or obstacle, got ${opts.track}`);
@@ -96,6 +98,7 @@ function scoreSourceOptions(dataset: string, opts: EvalOptions) {
     threads: opts.threads,
     backend: opts.backend,
     executionProviders: opts.ep ? [opts.ep] : undefined,
+    limitInputPixels: opts.limitInputPixels,
   };
 }
 

@@ -56,6 +56,7 @@ export interface ScorerFlags {
   threads?: number;
   backend?: Backend;
   intraOpThreads?: number;
+  limitInputPixels?: number;
   ep?: ExecutionProvider;
   segments: boolean;
   threshold?: number;
@@ -69,7 +70,17 @@ export async function scorerOptions(opts: ScorerFlags, command: string): Promise
     threads: opts.threads,
     backend: opts.backend,
     intraOpThreads: opts.intraOpThreads,
+    limitInputPixels: opts.limitInputPixels,
     executionProviders: opts.ep ? [opts.ep] : undefined,
     segments: (await segmentsWanted(opts, command)) ? { threshold: opts.threshold, minArea: opts.minArea } : undefined,
   };
 }
+
+/** --limit-input-pixels: a positive integer, in decimal digits. */
+export function parsePixelLimit(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer number of pixels');
+  return n;
+}
+
+export const LIMIT_PIXELS_HELP = 'refuse images with more pixels than this, from their header (default 67108864 = 8192², about 1.7 GB per image)';

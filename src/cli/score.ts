@@ -10,7 +10,7 @@ import { outputStems } from '../batch/output-names';
 import { errorRecord, inputIdentity, OutputOptions, outputFiles, resultRecord, ScoreRecord } from '../batch/record';
 import { parseShard, selectShard } from '../batch/shards';
 import { ExecutionProvider } from '../model/session';
-import { collect, parseCount, parseIntraOpThreads, parseNumber, scorerOptions } from './options';
+import { collect, LIMIT_PIXELS_HELP, parseCount, parseIntraOpThreads, parseNumber, parsePixelLimit, scorerOptions } from './options';
 import { progress } from './progress';
 
 interface ScoreCommandOptions {
@@ -33,6 +33,7 @@ interface ScoreCommandOptions {
   prefetch?: number;
   threads?: number;
   intraOpThreads?: number;
+  limitInputPixels?: number;
   backend?: Backend;
   ep?: ExecutionProvider;
 }
@@ -60,6 +61,7 @@ export function scoreCommand(): Command {
     .option('--prefetch <n>', 'images decoded ahead (default 2 × batch)', parseCount)
     .option('--threads <n>', 'native threads (0 = all cores)', parseCount)
     .option('--intra-op-threads <n>', 'ONNX Runtime intra-op threads (1 to 4 per core, at least 64 allowed)', parseIntraOpThreads)
+    .option('--limit-input-pixels <n>', LIMIT_PIXELS_HELP, parsePixelLimit)
     .option('--backend <name>', 'native backend: cpu or cuda', 'cpu')
     .option('--ep <name>', 'ONNX Runtime execution provider: cpu or cuda (default: cuda if available)')
     .action(async (inputs: string[], opts: ScoreCommandOptions) => {

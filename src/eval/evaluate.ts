@@ -32,6 +32,8 @@ export interface EvaluateOptions {
   backend?: Backend;
   executionProviders?: ExecutionProvider[];
   intraOpThreads?: number;
+  /** The Scorer's pixel limit for the data set's images (default SCORER_PIXEL_LIMIT). */
+  limitInputPixels?: number;
   /** Keep the first `samples` images' maps and predictions (for reports). Default 0. */
   samples?: number;
   /** Score maps kept in memory between the pixel and the component pass, at most (default 1 GiB); beyond, recomputed. */
@@ -83,6 +85,7 @@ async function modelSource(options: EvaluateOptions, specs: ScoreSpec[]): Promis
     alignCorners: options.alignCorners,
     executionProviders: options.executionProviders,
     intraOpThreads: options.intraOpThreads,
+    limitInputPixels: options.limitInputPixels,
   });
   return {
     kind: 'model',

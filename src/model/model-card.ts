@@ -86,6 +86,9 @@ export const IMAGENET_STD: Triple = [0.229, 0.224, 0.225];
 const nonEmpty = { type: 'string', minLength: 1 };
 const triple = (item: object) => ({ type: 'array', items: item, minItems: 3, maxItems: 3 });
 
+/** The largest input height or width a model card may ask for. */
+export const MAX_INPUT_SIDE = 8192;
+
 export const modelCardSchema = {
   type: 'object',
   additionalProperties: false,
@@ -100,8 +103,10 @@ export const modelCardSchema = {
       required: ['name', 'resize', 'channelOrder', 'scale', 'mean', 'std'],
       properties: {
         name: nonEmpty,
-        height: { type: 'integer', minimum: 1 },
-        width: { type: 'integer', minimum: 1 },
+        // One [3, H, W] float input is 12·H·W bytes, and the maps follow its size: 8192 per side
+        // (805 MB an image) is far beyond any segmentation network's input and bounds what a card asks.
+        height: { type: 'integer', minimum: 1, maximum: MAX_INPUT_SIDE },
+        width: { type: 'integer', minimum: 1, maximum: MAX_INPUT_SIDE },
         resize: { enum: ['stretch', 'none'] },
         channelOrder: { enum: ['rgb', 'bgr'] },
         scale: { type: 'number', exclusiveMinimum: 0 },
@@ -251,6 +256,8 @@ export function defaultModelCard(analysis: ModelAnalysis, modelPath: string): Mo
   const size = typeof h === 'number' && h > 0 && typeof w === 'number' && w > 0
     ? { height: h, width: w, resize: 'stretch' as const }
     : { resize: 'none' as const };
+  if (size.resize === 'stretch' && Math.max(size.height, size.width) > MAX_INPUT_SIDE)
+    throw new ModelError(`${modelPath}: the model's input is fixed at ${h}x${w} (height x width), more than the ${MAX_INPUT_SIDE} a side a model card may ask for`);
   return {
     name: path.basename(modelPath, path.extname(modelPath)),
     description: `default card derived from ${path.basename(modelPath)} (no ${CARD_FILE} found)`,

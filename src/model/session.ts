@@ -276,8 +276,11 @@ export class ModelSession {
     return { features, featuresDims: [N!, F, h!, w!] };
   }
 
-  async dispose(): Promise<void> {
-    await this.thread.close();
+  private released?: Promise<void>;
+
+  /** Stops the inference thread and frees its session. A second call is a no-op (it waits for the first). */
+  dispose(): Promise<void> {
+    return (this.released ??= this.thread.close());
   }
 }
 

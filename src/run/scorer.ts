@@ -36,7 +36,11 @@ export interface ScorerOptions extends AdmissionOptions {
   /** ONNX Runtime execution providers (default: CUDA if available, else CPU) and intra-op threads. */
   executionProviders?: ExecutionProvider[];
   intraOpThreads?: number;
-  /** Refuse images with more pixels than this before decoding. */
+  /**
+   * Refuse images with more pixels than this, from their header, before decoding them. Default
+   * SCORER_PIXEL_LIMIT (8192 × 8192), which bounds the working memory of one image; up to sharp's
+   * 268402689 (0x3FFF²) when asked for.
+   */
   limitInputPixels?: number;
   /** OoD segments of one score map: thresholded, connected components with statistics. */
   segments?: SegmentsOption;
@@ -51,6 +55,13 @@ export interface SegmentsOption {
   minArea?: number;
   connectivity?: 4 | 8;
 }
+
+/**
+ * The default pixel limit of a Scorer: one image costs about 26 bytes per pixel with one score
+ * (decoded RGB, maps and prediction at image size, segment labels, overlay), 4 more per further
+ * score: 1.7 GB at this limit. sharp's own limit (16383²) would let a 121-byte SVG ask for 7 GB.
+ */
+export const SCORER_PIXEL_LIMIT = 8192 * 8192;
 
 /** Milliseconds per stage. Batch stages are the batch's time divided by its size. */
 export interface StageTimings {
@@ -107,6 +118,9 @@ export class Scorer {
 
   static async create(options: ScorerOptions = {}): Promise<Scorer> {
     checkBackend(options.backend);
+    const limit = options.limitInputPixels;
+    if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1))
+      throw new RangeError(`limitInputPixels must be a positive integer, got ${String(limit)}`);
     // pgn2-* scores need the second-to-last conv's input from the session as well
     const second = (list: unknown) => Array.isArray(list) && list.some((s) => {
       try {
@@ -145,7 +159,7 @@ export class Scorer {
     const { input: card } = this.session.card;
     // With resize "stretch" only the model-size pixels are needed (overlays read the file again).
     const size = card.resize === 'stretch' && card.width && card.height ? { width: card.width, height: card.height } : undefined;
-    return decodeImage(input, { limitInputPixels: this.options.limitInputPixels, size });
+    return decodeImage(input, { limitInputPixels: this.options.limitInputPixels ?? SCORER_PIXEL_LIMIT, size });
   }
 
   /**

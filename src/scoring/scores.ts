@@ -54,7 +54,9 @@ export function parseScore(text: string): ScoreSpec {
   for (const option of options) {
     const [key, value, extra] = option.split('=');
     if (!takesOptions(spec.kind)) throw new RangeError(`score "${text}": ${kind} takes no options`);
-    if (key === 'p' && extra === undefined && value !== undefined && value.trim() !== '' && Number.isFinite(Number(value)) && Number(value) > 0)
+    if ((key === 'p' || key === 'variant') && spec[key] !== undefined) throw new RangeError(`score "${text}": ${key} is given twice`);
+    // Decimal only: Number() would also take 0x10, 0b11 and ' 2 '.
+    if (key === 'p' && extra === undefined && /^(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(value ?? '') && Number.isFinite(Number(value)) && Number(value) > 0)
       spec.p = Number(value);
     else if (key === 'variant' && extra === undefined && (value === 'exact' || value === 'code')) spec.variant = value;
     else throw new RangeError(`score "${text}": bad option "${option}" (expected p=<number > 0> or variant=exact|code)`);

@@ -10,15 +10,18 @@ export interface RefSpec {
   variant?: 'exact' | 'code';
 }
 
+/** ‖v‖_p as M·(Σ (|v|/M)^p)^(1/p), M = max |v|: the sum stays in [1, n] for every p and magnitude. */
 function pnorm(v: number[], p: number): number {
+  const M = v.reduce((a, x) => Math.max(a, Math.abs(x)), 0);
+  if (M === 0) return 0;
   let s = 0;
-  for (const x of v) s += Math.pow(Math.abs(x), p);
-  return Math.pow(s, 1 / p);
+  for (const x of v) s += Math.pow(Math.abs(x) / M, p);
+  return M * Math.pow(s, 1 / p);
 }
 
 export function referencePixel(z: number[], phi: number[], spec: RefSpec): number {
   const C = z.length;
-  const m = Math.max(...z);
+  const m = z.reduce((a, v) => Math.max(a, v), -Infinity); // no spread: C may exceed the call stack's arguments
   const argmax = z.indexOf(m);
   const e = z.map((v) => Math.exp(v - m));
   // log S as log1p of the non-argmax mass: Math.log(S) itself loses all digits once S − 1 < 1e-13.
@@ -43,7 +46,9 @@ export function referencePixel(z: number[], phi: number[], spec: RefSpec): numbe
   const others = s.reduce((a, v, c) => (c === argmax ? a : a + v), 0);
   if (spec.kind === 'pgn-oh') label = spec.variant === 'code' ? s.map((v, c) => (c === argmax ? 0 : v)) : s.map((v, c) => (c === argmax ? -others : v));
   else label = spec.variant === 'code' ? s.map((v) => ((C - 1) / C) * v) : s.map((v) => v - 1 / C);
-  return pnorm(label, p) * pnorm(phi, p);
+  const factor = pnorm(label, p);
+  const norm = pnorm(phi, p);
+  return factor === 0 || norm === 0 ? 0 : factor * norm; // a zero factor wins over an overflowing one
 }
 
 /** Reference maps [N, h, w] from NCHW logits and features. */
