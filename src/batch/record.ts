@@ -67,10 +67,10 @@ export async function writeOutputs(result: ImageResult, stem: string, opts: Outp
   return files;
 }
 
-/** The size and mtime of a file, or undefined if it cannot be read. */
+/** The size and mtime of a regular file; undefined for anything else (a FIFO or device has no lasting identity). */
 export async function inputIdentity(file: string): Promise<InputIdentity | undefined> {
   const stat = await fs.promises.stat(file).catch(() => undefined);
-  return stat ? { size: stat.size, mtimeMs: stat.mtimeMs } : undefined;
+  return stat?.isFile() ? { size: stat.size, mtimeMs: stat.mtimeMs } : undefined;
 }
 
 /** The record of a scored image (its outputs written first). */
