@@ -111,7 +111,7 @@ describe('images', () => {
     ['truncated PNG', 'truncated.png', /truncated\.png: cannot decode image \(/],
     ['truncated JPEG', 'truncated.jpg', /truncated\.jpg: cannot decode image \(.*premature end of JPEG/],
     ['zero-byte file', 'empty.png', /empty\.png: empty file \(0 bytes\), not an image$/],
-    ['PNG header claiming 100000x100000', 'bomb.png', /bomb\.png: image claims 100000x100000 = 10000000000 pixels, more than the limit of 67108864; not decoded/],
+    ['PNG header claiming 100000x100000', 'bomb.png', /bomb\.png: image claims 100000x100000 = 10000000000 pixels, more than the limit of 67108864 \(limitInputPixels; --limit-input-pixels in the CLI\); not decoded/],
     ['text file', 'notes.png', /notes\.png: cannot decode image \(.*unsupported image format/],
     ['PDF', 'paper.pdf', /paper\.pdf: cannot decode image \(.*unsupported image format/],
     ['missing file', 'missing.png', /missing\.png: cannot decode image \(Input file is missing/],

@@ -53,14 +53,14 @@ test('an SVG of 16383×16383 is refused from its header by the Scorer\'s default
   try {
     const err = await scorer.score(svg).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ImageError);
-    expect((err as Error).message).toBe('<buffer>: image claims 16383x16383 = 268402689 pixels, more than the limit of 67108864; not decoded');
+    expect((err as Error).message).toBe('<buffer>: image claims 16383x16383 = 268402689 pixels, more than the limit of 67108864 (limitInputPixels; --limit-input-pixels in the CLI); not decoded');
   } finally {
     await scorer.dispose();
   }
   const small = await Scorer.create({ scores: ['entropy'], limitInputPixels: 100 });
   try {
     const png = await sharp({ create: { width: 11, height: 10, channels: 3, background: '#357' } }).png().toBuffer();
-    await expect(small.score(png)).rejects.toThrow('<buffer>: image claims 11x10 = 110 pixels, more than the limit of 100; not decoded');
+    await expect(small.score(png)).rejects.toThrow('<buffer>: image claims 11x10 = 110 pixels, more than the limit of 100 (limitInputPixels; --limit-input-pixels in the CLI); not decoded');
   } finally {
     await small.dispose();
   }
@@ -74,7 +74,7 @@ test('pgn score --limit-input-pixels: an image above it gets its error line; a m
   const refused = await run('node', [cli, 'score', image, '--no-segments', '--limit-input-pixels', '1000']);
   expect(refused.code).toBe(1);
   const line = JSON.parse(refused.stdout.trim().split('\n').pop()!) as { file: string; error: { code: string; message: string } };
-  expect(line.error).toEqual({ code: 'PGN_IMAGE', message: `${image}: image claims 40x30 = 1200 pixels, more than the limit of 1000; not decoded` });
+  expect(line.error).toEqual({ code: 'PGN_IMAGE', message: `${image}: image claims 40x30 = 1200 pixels, more than the limit of 1000 (limitInputPixels; --limit-input-pixels in the CLI); not decoded` });
   const scored = await run('node', [cli, 'score', image, '--no-segments', '--limit-input-pixels', '1200']);
   expect(scored.code).toBe(0);
   expect(JSON.parse(scored.stdout.trim().split('\n').pop()!).width).toBe(40);

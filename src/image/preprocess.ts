@@ -75,7 +75,7 @@ export async function decodeImage(input: string | Buffer | Uint8Array, opts: Dec
     const { width, height } = metadata;
     if (!width || !height) throw new ImageError(`${label}: image has no dimensions`);
     if (width * height > limit) {
-      throw new ImageError(`${label}: image claims ${width}x${height} = ${width * height} pixels, more than the limit of ${limit}; not decoded`);
+      throw new ImageError(`${label}: image claims ${width}x${height} = ${width * height} pixels, more than the limit of ${limit} (limitInputPixels; --limit-input-pixels in the CLI); not decoded`);
     }
     const target = size && resizesOnLoad(metadata, size) ? size : undefined;
     let pipeline = sharp(source, { limitInputPixels: limit, autoOrient: true })
