@@ -6,6 +6,7 @@
 import { Command } from 'commander';
 import { loadAddon } from '../addon';
 import { PgnError } from '../common/errors';
+import { stopInferenceThreads } from '../model/inference-thread';
 import { removeLiveTemporaries } from '../common/files';
 import { benchCommand } from './bench';
 import { calibrateCommand } from './calibrate';
@@ -58,10 +59,11 @@ async function main(): Promise<void> {
   cleanUpOnSignals();
   // A closed pipe (`pgn score … | head`) ends the run quietly, as Unix tools do; any other failure
   // to write the results (a full disk, an I/O error) ends it as an error, without a stack trace.
+  // The inference threads are stopped before the exit (exiting under a running ONNX Runtime can abort).
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-    process.stderr.write(`pgn: ${err.code ?? err.name}: cannot write to stdout (${err.message})\n`);
-    process.exit(2);
+    if (err.code !== 'EPIPE') process.stderr.write(`pgn: ${err.code ?? err.name}: cannot write to stdout (${err.message})\n`);
+    const code = err.code === 'EPIPE' ? (process.exitCode ?? 0) : 2;
+    void stopInferenceThreads().finally(() => process.exit(code));
   });
   // Progress and messages that cannot be written (stderr on a full disk) are dropped: the results
   // and the exit code still tell how the run went.

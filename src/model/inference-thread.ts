@@ -72,6 +72,18 @@ interface Pending {
 /** A session creation or inference failure reported by the worker, with ONNX Runtime's message. */
 export class InferenceThreadError extends Error {}
 
+/** The workers of this process that have not exited. */
+const live = new Set<Worker>();
+
+/**
+ * Ends every inference thread and waits until each has exited (an inference in flight finishes
+ * first). For a process that must exit early (`pgn` when stdout fails): exiting while ONNX Runtime
+ * runs on another thread can abort the process (SIGABRT) as its static objects are torn down.
+ */
+export async function stopInferenceThreads(): Promise<void> {
+  await Promise.all([...live].map((w) => w.terminate()));
+}
+
 export class InferenceThread {
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
@@ -102,6 +114,8 @@ export class InferenceThread {
       workerData: { ort: require.resolve('onnxruntime-node'), model, options, nice: INFERENCE_NICE },
       transferList: [model.buffer as ArrayBuffer],
     });
+    live.add(worker);
+    worker.once('exit', () => live.delete(worker));
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => reject(err);
       const onExit = (code: number) => reject(new InferenceThreadError(`the inference thread exited (code ${code}) before its session was ready`));
