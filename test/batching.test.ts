@@ -49,7 +49,10 @@ async function check(model: SlowModelOptions, sizes: [number, number][], expecte
   expect(alone.every((r) => r.batchSize === 1)).toBe(true);
   // a long delay: on a loaded machine every image is decoded before its batch goes, whatever the timing
   const batched = await scoreAll(dir, inputs, { maxBatch: 4, maxDelayMs: 2000 });
-  expect(batched.map((r) => r.batchSize)).toEqual(expectedBatches);
+  // The batches are reported per result; which image lands in which batch follows decode timing, so
+  // the sizes are compared as a multiset.
+  const sorted = (a: number[]) => [...a].sort((x, y) => x - y);
+  expect(sorted(batched.map((r) => r.batchSize!))).toEqual(sorted(expectedBatches));
   expectIdentical(batched, alone);
   expect(batched.some((r) => (r.segments ?? []).length > 0)).toBe(true); // the segments compared are not all empty
 }

@@ -25,7 +25,7 @@ function run(file: string, args: string[]): Promise<{ code: number | null; stdou
       resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr })));
 }
 
-test('2^20 classes of one pixel (4 MB of logits): scores and the upsampled prediction stay within 600 MB', async () => {
+test('2^20 classes of one pixel (4 MB of logits): scores and the upsampled prediction stay within 1200 MB', async () => {
   const script = `
     const { computeScores, upsampleArgmax } = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'scoring', 'scores.js'))});
     (async () => {
@@ -42,8 +42,9 @@ test('2^20 classes of one pixel (4 MB of logits): scores and the upsampled predi
   const out = JSON.parse(r.stdout) as { entropy: number; prediction: number; upsampled: number; maxRssMB: number };
   expect(out.entropy).toBeGreaterThan(10); // ~log(2^20) for near-uniform logits in [-1, 1]
   expect(out.upsampled).toBe(out.prediction); // one pixel: every upsampled pixel takes its class
-  // 4300 before; ASan's shadow memory and quarantine (npm run test:asan) roughly double the figure.
-  expect(out.maxRssMB).toBeLessThan(process.env.PGN_ASAN === '1' ? 2000 : 600);
+  // 4300 before; since, under 600 in most runs and 755 in one fresh-clone CI run (the peak varies);
+  // ASan's shadow memory and quarantine (npm run test:asan) roughly double the figure.
+  expect(out.maxRssMB).toBeLessThan(process.env.PGN_ASAN === '1' ? 2400 : 1200);
 });
 
 test('an SVG of 16383×16383 is refused from its header by the Scorer\'s default limit; limitInputPixels sets it', async () => {
