@@ -61,6 +61,25 @@ test('a scored image equals the scores of the model\'s own tensors, upsampled to
   expect(r.segmentLabels).toHaveLength(r.width * r.height);
 });
 
+test('segments.labels false gives the same segments without the label image', async () => {
+  const lean = await Scorer.create({ model: dir, scores: ['pgn-oh:p=0.5', 'entropy'], executionProviders: ['cpu'], segments: { minArea: 0, labels: false } });
+  try {
+    for (const input of [images[1], images[4]]) {
+      const [full, without] = [await scorer.score(input), await lean.score(input)];
+      expect(without.segmentLabels).toBeUndefined();
+      expect(full.segmentLabels).toHaveLength(full.width * full.height);
+      expect(without.segments!.length).toBeGreaterThan(0);
+      expect(without.segments).toEqual(full.segments);
+      expect(without.maps).toEqual(full.maps);
+      // segmentsOf, for overlays drawn later, still gives the label image
+      const again = await lean.segmentsOf(without, {});
+      expect(again.segmentLabels).toEqual(full.segmentLabels);
+    }
+  } finally {
+    await lean.dispose();
+  }
+});
+
 test.each([1, 3])('results come in input order, bad inputs as their own errors (batch %i)', async (batchSize) => {
   const inputs = [images[0], Buffer.from('not an image'), images[1], Buffer.alloc(0), images[2], (await image(9)).subarray(0, 40), images[3]];
   const items = [];

@@ -4,8 +4,10 @@
  * gradient scores relative to inference — the paper's "negligible overhead" claim, measured.
  */
 import { Command } from 'commander';
+import fs from 'node:fs';
 import sharp from 'sharp';
 import { performance } from 'node:perf_hooks';
+import { ImageError } from '../common/errors';
 import { Scorer, StageTimings } from '../run/scorer';
 import { scoreStream } from '../run/pipeline';
 import { Backend, DEFAULT_P } from '../scoring/scores';
@@ -17,6 +19,8 @@ interface BenchOptions {
   size: [number, number];
   /** How the synthetic images are encoded. */
   format?: 'png' | 'jpeg';
+  /** Image files to use instead of synthetic images (read into memory first, used in turn). */
+  images?: string[];
   batch: number;
   /** Stream the images through scoreStream with this many decoded ahead (decode overlaps the rest). */
   prefetch?: number;
@@ -24,6 +28,8 @@ interface BenchOptions {
   warmup: number;
   score?: string[];
   segments: boolean;
+  /** Also build the segments' label image (pgn score does for overlays and label PNGs). */
+  labels?: boolean;
   threads?: number;
   intraOpThreads?: number;
   backend?: Backend;
@@ -40,12 +46,17 @@ export interface StageStats {
 
 export interface BenchReport {
   model: string;
+  /** The synthetic images' size, or the first image file's. */
   size: [number, number];
+  /** How many image files were used in turn (absent: synthetic images). */
+  images?: number;
   batch: number;
   /** Images decoded ahead through scoreStream; absent: batches scored one after the other. */
   prefetch?: number;
   iterations: number;
   scores: string[];
+  /** What the segments stage built: nothing (--no-segments), the segments, or also their label image. */
+  segments: 'off' | 'segments' | 'segments and label image';
   /** ms per image, per stage (total: wall clock per image; streamed, between batches' results). */
   stages: Record<keyof StageTimings | 'total', StageStats>;
   imagesPerSecond: number;
@@ -74,6 +85,21 @@ async function syntheticImage(height: number, width: number, seed: number, forma
   return (format === 'jpeg' ? image.jpeg({ quality: 90 }) : image.png({ compressionLevel: 1 })).toBuffer();
 }
 
+/** The files' bytes, so that the bench times decoding, not reading the disk. */
+function readImages(files: string[]): Promise<Buffer[]> {
+  if (files.length === 0) throw new RangeError('--images needs at least one file');
+  return Promise.all(files.map((f) => fs.promises.readFile(f).catch((err: NodeJS.ErrnoException) => {
+    throw new ImageError(`${f}: cannot read (${err.code ?? err.message})`);
+  })));
+}
+
+async function imageSize(image: Buffer): Promise<[number, number]> {
+  const { height, width } = await sharp(image).metadata().catch((err: Error) => {
+    throw new ImageError(`the first --images file cannot be decoded (${err.message})`);
+  });
+  return [height ?? 0, width ?? 0];
+}
+
 interface Measured {
   samples: StageTimings[];
   /** ms per image of each measured batch. */
@@ -88,11 +114,12 @@ async function oneAfterAnother(scorer: Scorer, images: Buffer[], opts: BenchOpti
   const totals: number[] = [];
   let measured = 0;
   for (let it = 0; it < opts.warmup + opts.iterations; it++) {
+    const batch = Array.from({ length: opts.batch }, (_, j) => images[(it * opts.batch + j) % images.length]!);
     const start = performance.now();
-    const results = await scorer.scoreBatch(images);
+    const results = await scorer.scoreBatch(batch);
     if (it < opts.warmup) continue;
     if (measured === 0) measured = start;
-    totals.push((performance.now() - start) / images.length);
+    totals.push((performance.now() - start) / batch.length);
     samples.push(results[0].timings);
   }
   return { samples, totals, elapsed: performance.now() - measured };
@@ -128,22 +155,24 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     intraOpThreads: opts.intraOpThreads,
     backend: opts.backend,
     executionProviders: opts.ep ? [opts.ep] : undefined,
-    segments: opts.segments ? { minArea: 50 } : undefined,
+    segments: opts.segments ? { minArea: 50, labels: !!opts.labels } : undefined,
   });
   try {
-    const [height, width] = opts.size;
-    const images = await Promise.all(Array.from({ length: opts.batch }, (_, i) => syntheticImage(height, width, i + 1, opts.format ?? 'png')));
+    const images = opts.images ? await readImages(opts.images) : await Promise.all(Array.from({ length: opts.batch }, (_, i) => syntheticImage(opts.size[0], opts.size[1], i + 1, opts.format ?? 'png')));
+    const size: [number, number] = opts.images ? await imageSize(images[0]!) : opts.size;
     const { samples, totals, elapsed } = opts.prefetch === undefined ? await oneAfterAnother(scorer, images, opts) : await streamed(scorer, images, opts, opts.prefetch);
     const keys: (keyof StageTimings)[] = ['decode', 'preprocess', 'inference', 'scores', 'upsample', 'prediction', 'segments'];
     const stages = Object.fromEntries(keys.map((k) => [k, stats(samples.map((s) => s[k]))])) as BenchReport['stages'];
     stages.total = stats(totals);
     return {
       model: scorer.session.modelPath,
-      size: opts.size,
+      size,
+      ...(opts.images ? { images: opts.images.length } : {}),
       batch: opts.batch,
       ...(opts.prefetch !== undefined ? { prefetch: opts.prefetch } : {}),
       iterations: opts.iterations,
       scores: scorer.specs.map((s) => `${s.kind}${s.p !== undefined ? `:p=${s.p}` : ''}`),
+      segments: !opts.segments ? 'off' : opts.labels ? 'segments and label image' : 'segments',
       stages,
       imagesPerSecond: (opts.iterations * opts.batch) / (elapsed / 1000),
       scoringOverheadPercent: (100 * (stages.scores.mean + stages.upsample.mean)) / stages.inference.mean,
@@ -155,7 +184,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
 
 export function benchTable(r: BenchReport): string {
   const lines = [
-    `model ${r.model}, image ${r.size[0]}×${r.size[1]}, batch ${r.batch}${r.prefetch !== undefined ? `, streamed with prefetch ${r.prefetch}` : ''}, ${r.iterations} iterations, scores ${r.scores.join(' ')}`,
+    `model ${r.model}, ${r.images ? `${r.images} image files (the first ${r.size[0]}×${r.size[1]})` : `image ${r.size[0]}×${r.size[1]}`}, batch ${r.batch}${r.prefetch !== undefined ? `, streamed with prefetch ${r.prefetch}` : ''}, ${r.iterations} iterations, scores ${r.scores.join(' ')}, segments: ${r.segments}`,
     '',
     '| stage (ms per image) | p50 | p95 | p99 | mean |',
     '|---|---:|---:|---:|---:|',
@@ -173,12 +202,14 @@ export function benchCommand(): Command {
     .option('--model <path>', 'model directory, card or .onnx (default: the embedded demo model)')
     .option('--size <HxW>', 'input image size', parseSize, [1024, 2048] as [number, number])
     .option('--format <png|jpeg>', 'encoding of the synthetic images (JPEG at quality 90)', 'png')
+    .option('--images <files...>', 'image files to use in turn instead of synthetic images (read into memory first)')
     .option('--batch <n>', 'images per inference call', parseCount, 1)
     .option('--prefetch <n>', 'stream the images (pgn score\'s pipeline), decoding n ahead while a batch is scored', parseCount)
     .option('--iterations <k>', 'measured iterations', parseCount, 20)
     .option('--warmup <k>', 'iterations run first and not measured', parseCount, 2)
     .option('--score <spec>', `score to compute, repeatable (default: the card's recommended score, else pgn-oh:p=${DEFAULT_P})`, collect)
     .option('--no-segments', 'skip thresholding and connected components')
+    .option('--labels', 'also build the segments\' label image, as pgn score does when it writes overlays or label PNGs')
     .option('--threads <n>', 'native threads (0 = all cores)', parseCount)
     .option('--intra-op-threads <n>', 'ONNX Runtime intra-op threads (1 to 4 per core, at least 64 allowed)', parseIntraOpThreads)
     .option('--backend <name>', 'native backend: cpu or cuda', 'cpu')

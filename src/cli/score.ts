@@ -94,7 +94,10 @@ async function runScore(patterns: string[], opts: ScoreCommandOptions): Promise<
 }
 
 async function scoreAll(files: string[], stems: Map<string, string>, output: OutputOptions, opts: ScoreCommandOptions): Promise<number> {
-  const scorer = await Scorer.create(await scorerOptions(opts, 'pgn score'));
+  const options = await scorerOptions(opts, 'pgn score');
+  // The label image is drawn by the overlay and the label PNG only: not built when neither is written.
+  if (options.segments) options.segments.labels = !!output.dir && (output.overlay || !!output.labelsPng);
+  const scorer = await Scorer.create(options);
   const colors = scorer.session.card.classes.map((c) => c.color);
   // Outputs half-written by a killed run of these inputs (shards writing beside us are left alone).
   const names = scorer.specs.map(scoreName);

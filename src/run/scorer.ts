@@ -54,6 +54,11 @@ export interface SegmentsOption {
   /** Segments with fewer pixels are dropped. Default 0. */
   minArea?: number;
   connectivity?: 4 | 8;
+  /**
+   * Also return the segments' label image (ImageResult.segmentLabels), which overlays and label PNGs
+   * draw. Default true; false spares an image-sized array and its writing per image.
+   */
+  labels?: boolean;
 }
 
 /**
@@ -95,7 +100,7 @@ export interface ImageResult {
   prediction?: Int32Array;
   /** From `score()`: how many images its inference batch held (dynamic batching). */
   batchSize?: number;
-  /** With options.segments: the segments (ids 1..K) and their label image [height, width]. */
+  /** With options.segments: the segments (ids 1..K) and their label image [height, width] (unless segments.labels is false). */
   segments?: Segment[];
   segmentLabels?: Uint32Array;
   timings: StageTimings;
@@ -256,7 +261,7 @@ export class Scorer {
    * the requested ones, threshold, minArea, connectivity), e.g. per HTTP request.
    */
   async segmentsOf(result: ImageResult, option: SegmentsOption): Promise<{ segments: Segment[]; segmentLabels: Uint32Array }> {
-    const found = await this.segment(result.maps, result.prediction, result, segmentation(option, this.specs, this.session), option);
+    const found = await this.segment(result.maps, result.prediction, result, segmentation(option, this.specs, this.session), { ...option, labels: true });
     return found as { segments: Segment[]; segmentLabels: Uint32Array };
   }
 
@@ -276,10 +281,11 @@ export class Scorer {
       prediction: prediction ? { data: prediction, dims } : undefined,
       minArea: option?.minArea,
       connectivity: option?.connectivity,
+      labels: option?.labels !== false,
       threads: this.options.threads,
       backend: this.options.backend,
     });
-    return { segments: found.segments[0], segmentLabels: found.labels!.data };
+    return { segments: found.segments[0], ...(found.labels ? { segmentLabels: found.labels.data } : {}) };
   }
 
   async dispose(): Promise<void> {
