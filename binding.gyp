@@ -26,6 +26,7 @@
         "native/binding/components_binding.cc",
         "native/binding/metrics_binding.cc",
         "native/binding/normalize_binding.cc",
+        "native/binding/output_memory.cc",
         "native/binding/pinned_memory.cc",
         "native/binding/scores_binding.cc",
         "native/binding/second_layer_binding.cc",
