@@ -102,6 +102,34 @@ test.each([1, 3])('a caller\'s mistake among the inputs (a number) is thrown by 
   expect(items).toEqual(['ok', 'error']);
 });
 
+test('the next batch is in the scorer (its inference) while the previous one finishes and is yielded', async () => {
+  const events: string[] = [];
+  const original = scorer.scoreDecoded.bind(scorer);
+  let calls = 0;
+  const spied = jest.spyOn(scorer, 'scoreDecoded').mockImplementation(async (images, sizes) => {
+    const k = calls++;
+    events.push(`start ${k}`);
+    const results = await original(images, sizes);
+    events.push(`done ${k}`);
+    return results;
+  });
+  try {
+    const got = [];
+    for await (const item of scoreStream(scorer, images.slice(0, 6), { batchSize: 2 })) {
+      events.push(`yield ${item.index}`);
+      got.push(item);
+    }
+    expect(got.map((i) => i.index)).toEqual([0, 1, 2, 3, 4, 5]);
+    for (const [i, item] of got.entries()) expect(item.result!.maps[0].data).toEqual((await original([await scorer.decode(images[i])]))[0].maps[0].data);
+    // batch k + 1 starts before batch k's first result is yielded, and never more than two at once
+    expect(events.indexOf('start 1')).toBeLessThan(events.indexOf('yield 0'));
+    expect(events.indexOf('start 2')).toBeLessThan(events.indexOf('yield 2'));
+    expect(events.indexOf('start 2')).toBeGreaterThan(events.indexOf('done 0'));
+  } finally {
+    spied.mockRestore();
+  }
+});
+
 test('inputs are pulled lazily: no more than prefetch ahead of the consumer', async () => {
   let pulled = 0;
   function* source() {

@@ -47,7 +47,9 @@ async function handle(m) {
   try {
     const feeds = {};
     for (const [name, t] of Object.entries(m.feeds)) feeds[name] = new ort.Tensor(t.type, t.data, t.dims);
+    const t0 = performance.now();
     const out = await session.run(feeds, m.fetches);
+    const ms = performance.now() - t0;
     const result = {};
     const transfer = [];
     for (const name of m.fetches) {
@@ -57,15 +59,22 @@ async function handle(m) {
     }
     // The feeds come back too (a fetched tensor may be the model's input itself).
     for (const t of Object.values(m.feeds)) if (!transfer.includes(t.data.buffer)) transfer.push(t.data.buffer);
-    parentPort.postMessage({ id: m.id, result, feeds: m.feeds }, transfer);
+    parentPort.postMessage({ id: m.id, result, feeds: m.feeds, ms }, transfer);
   } catch (err) {
     parentPort.postMessage({ id: m.id, error: message(err) });
   }
 }
 `;
 
+/** A run's outputs, its feeds back, and how long ONNX Runtime ran it (ms, on the thread: no queueing). */
+export interface ThreadRun {
+  result: Record<string, ThreadTensor>;
+  feeds: Record<string, ThreadTensor>;
+  ms: number;
+}
+
 interface Pending {
-  resolve: (r: { result: Record<string, ThreadTensor>; feeds: Record<string, ThreadTensor> }) => void;
+  resolve: (r: ThreadRun) => void;
   reject: (err: Error) => void;
 }
 
@@ -91,12 +100,12 @@ export class InferenceThread {
   private gone: Error | null = null;
 
   private constructor(private readonly worker: Worker) {
-    worker.on('message', (m: { id: number; result?: Record<string, ThreadTensor>; feeds?: Record<string, ThreadTensor>; error?: string }) => {
+    worker.on('message', (m: Partial<ThreadRun> & { id: number; error?: string }) => {
       const p = this.pending.get(m.id);
       if (!p) return;
       this.settled(m.id);
       if (m.error !== undefined) p.reject(new InferenceThreadError(m.error));
-      else p.resolve({ result: m.result!, feeds: m.feeds! });
+      else p.resolve({ result: m.result!, feeds: m.feeds!, ms: m.ms! });
     });
     const fail = (err: Error) => {
       this.gone ??= err;
@@ -136,7 +145,7 @@ export class InferenceThread {
   }
 
   /** Runs one inference; the feeds' buffers are transferred to the worker and come back with the result. */
-  run(feeds: Record<string, ThreadTensor>, fetches: string[]): Promise<{ result: Record<string, ThreadTensor>; feeds: Record<string, ThreadTensor> }> {
+  run(feeds: Record<string, ThreadTensor>, fetches: string[]): Promise<ThreadRun> {
     if (this.gone) return Promise.reject(this.gone);
     const id = this.nextId++;
     const transfer = [...new Set(Object.values(feeds).map((t) => (t.data as Float32Array).buffer as ArrayBuffer))];

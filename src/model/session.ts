@@ -44,6 +44,8 @@ export interface SessionOutputs {
   /** With SessionOptions.secondLayer: the second-to-last conv's input x [N,Cin,H',W']. */
   convInput?: Float32Array;
   convInputDims?: number[];
+  /** ms ONNX Runtime ran (on its thread: without the wait behind runs posted earlier). */
+  inferenceMs: number;
 }
 
 /**
@@ -226,10 +228,12 @@ export class ModelSession {
     const x = secondLayer && !secondLayer.inputIsModelInput ? secondLayer.inputTensor : null;
     let out: Record<string, ThreadTensor>;
     let fed: Float32Array;
+    let inferenceMs: number;
     try {
       const feed = inputTensor(input, dims, this.analysis.input.elemType);
       const ran = await this.thread.run({ [name]: feed }, [logitsTensor, ...featureTensors, ...(x ? [x] : [])]);
       out = ran.result;
+      inferenceMs = ran.ms;
       // x may be the model's input itself: float32 as fed (a float16 model is fed a converted copy,
       // and the caller's array stays in place)
       fed = feed.type === 'float32' ? (ran.feeds[name]!.data as Float32Array) : input;
@@ -243,6 +247,7 @@ export class ModelSession {
       logits: toFloat32(logits, logitsTensor),
       logitsDims: [...logits.dims],
       ...features,
+      inferenceMs,
       ...(secondLayer ? {
         convInput: x ? toFloat32(out[x]!, x) : fed,
         convInputDims: x ? [...out[x]!.dims] : [...dims],
@@ -298,5 +303,6 @@ function joinChunks(chunks: SessionOutputs[], n: number): SessionOutputs {
   const [logits, logitsDims] = join((o) => [o.logits, o.logitsDims])!;
   const [features, featuresDims] = join((o) => [o.features, o.featuresDims])!;
   const conv = join((o) => (o.convInput ? [o.convInput, o.convInputDims!] : undefined));
-  return { logits, logitsDims, features, featuresDims, ...(conv ? { convInput: conv[0], convInputDims: conv[1] } : {}) };
+  const inferenceMs = chunks.reduce((sum, c) => sum + c.inferenceMs, 0);
+  return { logits, logitsDims, features, featuresDims, inferenceMs, ...(conv ? { convInput: conv[0], convInputDims: conv[1] } : {}) };
 }

@@ -1,7 +1,7 @@
 /**
  * Streaming batch scoring: inputs are decoded ahead (a bounded number at a time, on sharp's
- * threads) while the previous batch runs through ONNX Runtime and the native scores, and results
- * come out in input order. Nothing is pulled from the inputs beyond that bound until the consumer
+ * threads) while earlier batches are scored, two at a time (one in ONNX Runtime while the other is
+ * in the native passes), and results come out in input order. Nothing is pulled from the inputs beyond that bound until the consumer
  * takes results, so memory stays flat however many images come (back-pressure).
  */
 import { performance } from 'node:perf_hooks';
@@ -12,7 +12,7 @@ import { ImageInput, ImageResult, Scorer, ScorerOptions, sourceName } from './sc
 export interface StreamOptions {
   /** Images per inference call. Default 1. */
   batchSize?: number;
-  /** Images decoded ahead of the batch being scored. Default 2 × batchSize. */
+  /** Images decoded ahead of the two batches being scored. Default 2 × batchSize. */
   prefetch?: number;
   /** Stops the stream: the iterator then throws the signal's reason (an AbortError). */
   signal?: AbortSignal;
@@ -86,38 +86,61 @@ export async function* scoreStream(scorer: Scorer, inputs: Iterable<ImageInput> 
     }
   };
 
-  try {
-    for (;;) {
-      signal?.throwIfAborted();
-      await fill();
-      if (queue.length === 0) return;
-      const taken = queue.splice(0, batchSize);
-      await fill(); // the next batch decodes while this one is scored
-      const settled = await Promise.allSettled(taken.map((p) => p.decoded));
-      signal?.throwIfAborted();
-      // The inputs before a caller's mistake still come out, in order; then the iterator throws it.
-      const mistake = settled.findIndex((s) => s.status === 'rejected');
-      const batch = mistake < 0 ? taken : taken.slice(0, mistake);
-      const decoded = batch.map((_, k) => (settled[k] as PromiseFulfilledResult<Awaited<Pending['decoded']>>).value);
-      const good = batch.flatMap((p, k) => {
-        const d = decoded[k];
-        return d instanceof PgnError ? [] : [{ pending: p, image: d.image, ms: d.ms }];
-      });
-      const results = await scoreEach(scorer, good.map((g) => g.image));
-      for (const [k, p] of batch.entries()) {
-        const d = decoded[k];
-        const g = good.findIndex((x) => x.pending === p);
-        const r = g < 0 ? d : results[g];
-        if (r instanceof PgnError) yield { index: p.index, source: p.source, error: r };
-        else {
-          const result = r as ImageResult;
-          yield { index: p.index, source: p.source, result: { ...result, source: p.source, timings: { ...result.timings, decode: good[g].ms } } };
-        }
+  // One batch's inputs, decoded, and the promise of its results (started as soon as it was decoded).
+  interface Scoring {
+    batch: Pending[];
+    decoded: Awaited<Pending['decoded']>[];
+    results: Promise<(ImageResult | PgnError)[]>;
+    /** The first input whose decoding threw something other than a PgnError (a bug): rethrown. */
+    mistake?: unknown;
+  }
+  const start = async (): Promise<Scoring | null> => {
+    await fill();
+    if (queue.length === 0) return null;
+    const taken = queue.splice(0, batchSize);
+    await fill(); // the next batch decodes while this one is scored
+    const settled = await Promise.allSettled(taken.map((p) => p.decoded));
+    signal?.throwIfAborted();
+    const failed = settled.findIndex((s) => s.status === 'rejected');
+    const batch = failed < 0 ? taken : taken.slice(0, failed);
+    const decoded = batch.map((_, k) => (settled[k] as PromiseFulfilledResult<Awaited<Pending['decoded']>>).value);
+    const images = decoded.flatMap((d) => (d instanceof PgnError ? [] : [d.image]));
+    const results = scoreEach(scorer, images);
+    results.catch(() => undefined); // awaited in emit, or in the clean-up
+    return { batch, decoded, results, ...(failed >= 0 ? { mistake: (settled[failed] as PromiseRejectedResult).reason } : {}) };
+  };
+  async function* emit(s: Scoring): AsyncGenerator<StreamItem> {
+    const results = await s.results;
+    let g = 0;
+    for (const [k, p] of s.batch.entries()) {
+      const d = s.decoded[k]!;
+      if (d instanceof PgnError) {
+        yield { index: p.index, source: p.source, error: d };
+        continue;
       }
-      if (mistake >= 0) throw (settled[mistake] as PromiseRejectedResult).reason;
+      const r = results[g++]!;
+      if (r instanceof PgnError) yield { index: p.index, source: p.source, error: r };
+      else yield { index: p.index, source: p.source, result: { ...r, source: p.source, timings: { ...r.timings, decode: d.ms } } };
+    }
+    if ('mistake' in s) throw s.mistake;
+  }
+
+  // Two batches in the scorer at once: while one is in its native passes (scores, upsampling,
+  // segments), the next one's inference runs, so that ONNX Runtime does not wait for them.
+  let current: Scoring | null = null;
+  let ahead: Scoring | null = null;
+  try {
+    signal?.throwIfAborted();
+    current = await start();
+    while (current) {
+      signal?.throwIfAborted();
+      ahead = 'mistake' in current ? null : await start();
+      yield* emit(current);
+      [current, ahead] = [ahead, null];
     }
   } finally {
-    // Abandoned, aborted or thrown: let the decodes in flight finish before the scorer may go.
+    // Abandoned, aborted or thrown: let the batches and decodes in flight finish before the scorer may go.
+    for (const s of [current, ahead]) if (s) await s.results.catch(() => undefined);
     await Promise.allSettled(queue.map((p) => p.decoded));
     if (!exhausted) await iterator.return?.();
   }

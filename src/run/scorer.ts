@@ -72,6 +72,7 @@ export const SCORER_PIXEL_LIMIT = 8192 * 8192;
 export interface StageTimings {
   decode: number;
   preprocess: number;
+  /** ONNX Runtime's run on its thread, without any wait behind runs posted before. */
   inference: number;
   scores: number;
   /** Bilinear upsampling of the score maps to the image size. */
@@ -239,7 +240,7 @@ export class Scorer {
     const timings: StageTimings = {
       decode: 0,
       preprocess: (t1 - t0) / n,
-      inference: (t2 - t1) / n,
+      inference: out.inferenceMs / n, // ONNX Runtime's own time: a batch queued behind another does not count its wait
       scores: (t3 - t2) / n,
       upsample: (t4 - t3) / n,
       prediction: (t5 - t4) / n,
