@@ -23,14 +23,20 @@ namespace {
 // Why recycled: even huge pages are zeroed by the kernel at their first touch (clear_page, 15 % of
 // an upsampled prediction's time) and unmapped at the end. A pipeline asks for the same few sizes
 // image after image, so a mapping whose ArrayBuffer was collected waits here for the next output
-// of its size instead. V8 is told about live outputs (AdjustExternalMemory), so that garbage
-// collection keeps up with them; idle ones are this cache's, bounded by kIdleBytes.
+// of its size instead (idle mappings are bounded by kIdleBytes).
+//
+// V8 is told about the outputs in fresh mappings (AdjustExternalMemory), so that garbage collection
+// runs when new memory piles up, and not about recycled ones: those cost no new memory, and
+// counting them made V8 collect its whole heap once per image for "external memory pressure"
+// while the pipeline only reused what it had. If collection falls behind, the idle mappings run
+// out, fresh ones are counted, and the pressure brings collection back.
 constexpr size_t kHugePage = size_t{2} << 20;
 constexpr size_t kIdleBytes = size_t{96} << 20;
 
 struct Mapping {
   void* data;
-  size_t bytes;  // page-rounded
+  size_t bytes;      // page-rounded
+  size_t accounted;  // what V8 was told of for the output in it (AdjustExternalMemory)
 };
 
 // Finalizers run on the JavaScript thread of the environment that made the buffer; environments
@@ -57,7 +63,7 @@ class IdleMappings {
       total_ -= bytes;
       return m;
     }
-    return {nullptr, 0};
+    return {nullptr, 0, 0};
   }
 
   // Keeps `m` for reuse, evicting the oldest idle mappings beyond kIdleBytes.
@@ -105,24 +111,26 @@ Napi::ArrayBuffer output_buffer(Napi::Env env, size_t count, size_t element_byte
   const size_t mapped = (bytes + 4095) & ~size_t{4095};
   // Zeros come from a fresh mapping, cleared by the kernel as the pool thread first touches it,
   // rather than from a memset of an idle one here on the JavaScript thread.
-  Mapping m = zeroed ? Mapping{nullptr, 0} : IdleMappings::instance().take(mapped);
+  Mapping m = zeroed ? Mapping{nullptr, 0, 0} : IdleMappings::instance().take(mapped);
   if (!m.data) {
-    m = {map_aligned(mapped), mapped};
+    m = {map_aligned(mapped), mapped, mapped};
     if (!m.data)
       throw Napi::RangeError::New(env, std::string("cannot allocate ") + what + ": " + std::to_string(count) +
                                            " values (" + std::to_string(bytes) + " bytes): " + std::strerror(errno));
+  } else {
+    m.accounted = 0;
   }
   auto* mapping = new Mapping(m);
   try {
     Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(
         env, m.data, bytes,
         [](Napi::Env env, void*, Mapping* done) {
-          Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(done->bytes));
+          if (done->accounted) Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(done->accounted));
           IdleMappings::instance().give(*done);
           delete done;
         },
         mapping);
-    Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(mapped));
+    if (m.accounted) Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(m.accounted));
     return buffer;
   } catch (const Napi::Error& e) {
     IdleMappings::instance().give(m);
