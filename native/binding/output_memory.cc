@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 #include <mutex>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -142,10 +143,32 @@ Napi::ArrayBuffer output_buffer(Napi::Env env, size_t count, size_t element_byte
 
 size_t idle_output_bytes() { return IdleMappings::instance().idle_bytes(); }
 
+std::unique_ptr<void, ScratchDeleter> scratch_memory(size_t bytes) {
+  if (bytes >= kHugePage) {
+    const size_t mapped = (bytes + 4095) & ~size_t{4095};
+    Mapping m = IdleMappings::instance().take(mapped);
+    if (!m.data) m.data = map_aligned(mapped);
+    if (!m.data) throw std::bad_alloc();
+    return std::unique_ptr<void, ScratchDeleter>(m.data, ScratchDeleter{mapped});
+  }
+  return std::unique_ptr<void, ScratchDeleter>(new unsigned char[bytes], ScratchDeleter{0});
+}
+
+void ScratchDeleter::operator()(void* p) const {
+  if (bytes) IdleMappings::instance().give({p, bytes, 0});
+  else delete[] static_cast<unsigned char*>(p);
+}
+
 #else
 
 Napi::ArrayBuffer output_buffer(Napi::Env, size_t, size_t, bool, const char*) { return Napi::ArrayBuffer(); }
 size_t idle_output_bytes() { return 0; }
+
+std::unique_ptr<void, ScratchDeleter> scratch_memory(size_t bytes) {
+  return std::unique_ptr<void, ScratchDeleter>(new unsigned char[bytes], ScratchDeleter{0});
+}
+
+void ScratchDeleter::operator()(void* p) const { delete[] static_cast<unsigned char*>(p); }
 
 #endif
 

@@ -5,6 +5,7 @@
 #include <napi.h>
 
 #include <cstddef>
+#include <memory>
 
 namespace pgn::binding {
 
@@ -14,5 +15,13 @@ namespace pgn::binding {
 // overwrites every byte). A failure to map is a
 // RangeError naming `what`.
 Napi::ArrayBuffer output_buffer(Napi::Env env, size_t count, size_t element_bytes, bool zeroed, const char* what);
+
+// Scratch memory of `bytes` for a pool thread, from the same idle mappings when it is that large
+// (no fresh pages to fault in), else from new[]; contents unspecified. Freed by ScratchDeleter.
+struct ScratchDeleter {
+  size_t bytes = 0;  // 0: new[]
+  void operator()(void* p) const;
+};
+std::unique_ptr<void, ScratchDeleter> scratch_memory(size_t bytes);
 
 }  // namespace pgn::binding
