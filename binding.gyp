@@ -9,6 +9,7 @@
         "native/core/components_merge.cc",
         "native/core/components_stats.cc",
         "native/core/cpu_isa.cc",
+        "native/core/huge_pages.cc",
         "native/core/instance_metrics.cc",
         "native/core/normalize.cc",
         "native/core/parallel.cc",

@@ -4,10 +4,9 @@
 #include <cmath>
 #include <cstring>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
+#include <new>
 
+#include "../core/huge_pages.h"
 #include "pinned_memory.h"
 
 namespace pgn::binding {
@@ -134,14 +133,10 @@ struct TypedArrayConstructors {
                        std::to_string(count * element_bytes) + " bytes): " + e.Message());
 }
 
-// Outputs of 2 MiB and more (a 2 MP map is 8 MiB) get a mapping of their own, 2 MiB-aligned and
-// advised to use transparent huge pages: a fresh malloc'd buffer is faulted in 4 KiB page by page
-// as the core first writes it, which on the shared VM costs 10-40 ms per 8 MiB (more under load),
-// several times the work that fills it; four huge-page faults cost under a millisecond. Anonymous
-// mappings are zero-filled, so these serve zero-filled arrays too. V8 is told about the memory
-// (AdjustExternalMemory), so that garbage collection keeps up with it; the finalizer unmaps it.
-constexpr size_t kHugePage = size_t{2} << 20;
-
+// Outputs of 2 MiB and more (a 2 MP map is 8 MiB) get a mapping of their own advised for
+// transparent huge pages (core/huge_pages.h: fresh 4 KiB pages cost 10-40 ms per 8 MiB on the
+// shared VM). Mappings are zero-filled, so these serve zero-filled arrays too. V8 is told about the
+// memory (AdjustExternalMemory), so that garbage collection keeps up with it; the finalizer unmaps it.
 struct Mapping {
   void* data;
   size_t bytes;
@@ -151,42 +146,31 @@ struct Mapping {
 // allocates as usual); a failure to map is a RangeError naming `what`.
 Napi::ArrayBuffer mapped_buffer(Napi::Env env, size_t count, size_t element_bytes, const char* what) {
   const size_t bytes = count * element_bytes;
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (bytes < kHugePage) return Napi::ArrayBuffer();
-  const size_t span = bytes + kHugePage;
-  void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED)
+  if (!maps_huge_pages(bytes)) return Napi::ArrayBuffer();
+  void* data = nullptr;
+  try {
+    data = allocate_buffer(bytes);
+  } catch (const std::bad_alloc&) {
     throw_range(env, std::string("cannot allocate ") + what + ": " + std::to_string(count) + " values (" +
                          std::to_string(bytes) + " bytes): " + std::strerror(errno));
-  // Keep the 2 MiB-aligned part; the slack before and after goes back at once.
-  const uintptr_t start = (reinterpret_cast<uintptr_t>(raw) + kHugePage - 1) & ~(kHugePage - 1);
-  const size_t head = start - reinterpret_cast<uintptr_t>(raw);
-  if (head > 0) munmap(raw, head);
-  const size_t mapped = (bytes + 4095) & ~size_t{4095};
-  if (span - head > mapped) munmap(reinterpret_cast<void*>(start + mapped), span - head - mapped);
-  void* data = reinterpret_cast<void*>(start);
-  madvise(data, mapped, MADV_HUGEPAGE);  // a hint: without transparent huge pages, plain pages
-  auto* mapping = new Mapping{data, mapped};
+  }
+  auto* mapping = new Mapping{data, bytes};
   try {
     Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(
         env, data, bytes,
         [](Napi::Env env, void*, Mapping* m) {
-          munmap(m->data, m->bytes);
+          free_buffer(m->data, m->bytes);
           Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(m->bytes));
           delete m;
         },
         mapping);
-    Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(mapped));
+    Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(bytes));
     return buffer;
   } catch (const Napi::Error& e) {
-    munmap(data, mapped);
+    free_buffer(data, bytes);
     delete mapping;
     throw_allocation(env, what, count, element_bytes, e);
   }
-#else
-  (void)env, (void)count, (void)element_bytes, (void)what, (void)bytes;
-  return Napi::ArrayBuffer();
-#endif
 }
 
 Napi::Object allocate(Napi::Env env, Napi::FunctionReference TypedArrayConstructors::*type, size_t count,

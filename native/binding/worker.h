@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/huge_pages.h"
 #include "args.h"
 #include "pinned_memory.h"
 
@@ -26,10 +27,11 @@ namespace pgn::binding {
 // write the caller's arrays while the call runs; passes that check values and then index by them
 // (labels, classes, foreground pixels) must read values that cannot change in between, or a value
 // changed after its check sends a write out of bounds.
+// Large copies go to huge pages (core/huge_pages.h).
 template <typename T>
-std::unique_ptr<T[]> snapshot(const T* data, int64_t count) {
+Buffer<T> snapshot(const T* data, int64_t count) {
   if (!data) return nullptr;
-  std::unique_ptr<T[]> copy(new T[static_cast<size_t>(count)]);
+  Buffer<T> copy = new_buffer<T>(static_cast<size_t>(count));
   std::copy(data, data + count, copy.get());
   return copy;
 }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "components.h"
+#include "huge_pages.h"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define PGN_INLINE inline __attribute__((always_inline))
@@ -34,10 +35,10 @@ struct Image {
   float t;
 };
 
-// Uninitialized storage: the passes write every element they later read.
+// Uninitialized storage (the passes write every element they later read); large arrays in huge pages.
 template <typename T>
-std::unique_ptr<T[]> raw_array(int64_t count) {
-  return std::unique_ptr<T[]>(new T[static_cast<size_t>(std::max<int64_t>(count, 1))]);
+Buffer<T> raw_array(int64_t count) {
+  return new_buffer<T>(static_cast<size_t>(std::max<int64_t>(count, 1)));
 }
 
 // ---- union-find over provisional labels (OpenCV's): P[l] <= l, roots have P[l] == l ------------
@@ -161,15 +162,15 @@ struct BlockLabels {
 // split the rows (y0, y1 and lo set).
 template <class Src>
 void finish_image(const Image& img, const Src& src, int64_t min_area, uint32_t* L, bool L_zeroed, const uint32_t* map,
-                  uint32_t K, std::vector<Band>& bands, std::vector<Segment>& segments);
+                  uint32_t K, std::vector<Band>& bands, SegmentList& segments);
 
 // ---- strips (components_merge.cc) ----------------------------------------------------------------
 
 // One image, 8-connectivity: block labeling in strips, merged along the strip borders.
 void label_image8(const Image& img, int64_t min_area, uint32_t* out_labels, bool zeroed, int strips,
-                  std::vector<Segment>& segments);
+                  SegmentList& segments);
 
 // One image, 4-connectivity: SAUF on the pixel label image, in strips.
-void label_image4(const Image& img, int64_t min_area, uint32_t* out_labels, int strips, std::vector<Segment>& segments);
+void label_image4(const Image& img, int64_t min_area, uint32_t* out_labels, int strips, SegmentList& segments);
 
 }  // namespace pgn

@@ -27,7 +27,7 @@ std::vector<int64_t> strip_rows(int64_t h, int& strips) {
 }  // namespace
 
 void label_image8(const Image& img, int64_t min_area, uint32_t* out_labels, bool zeroed, int strips,
-                  std::vector<Segment>& segments) {
+                  SegmentList& segments) {
   const int64_t h = img.h, w = img.w;
   const BlockGrid g = block_grid(h, w);
   const std::vector<int64_t> rows = strip_rows(h, strips);
@@ -89,9 +89,9 @@ void label_image8(const Image& img, int64_t min_area, uint32_t* out_labels, bool
   finish_image(img, BlockLabels{B.get(), g.stride}, min_area, out_labels, zeroed, P.get(), K, bands, segments);
 }
 
-void label_image4(const Image& img, int64_t min_area, uint32_t* out_labels, int strips, std::vector<Segment>& segments) {
+void label_image4(const Image& img, int64_t min_area, uint32_t* out_labels, int strips, SegmentList& segments) {
   const int64_t h = img.h, w = img.w;
-  std::unique_ptr<uint32_t[]> scratch;
+  Buffer<uint32_t> scratch;
   uint32_t* L = out_labels;
   if (!L) {
     scratch = raw_array<uint32_t>(h * w);

@@ -348,7 +348,7 @@ std::vector<int32_t> majority_by_sort(const Image& img, const uint32_t* L, uint3
 
 template <class Src>
 void finish_image(const Image& img, const Src& src, int64_t min_area, uint32_t* L, bool L_zeroed, const uint32_t* map,
-                  uint32_t K, std::vector<Band>& bands, std::vector<Segment>& segments) {
+                  uint32_t K, std::vector<Band>& bands, SegmentList& segments) {
   // Sources that do not rewrite their labels in place write whole rows: the background must be
   // cleared first, unless the caller's image is known to be zero already.
   const bool clear = !Src::kInPlace && !L_zeroed;
@@ -382,7 +382,7 @@ void finish_image(const Image& img, const Src& src, int64_t min_area, uint32_t* 
       segments[f - 1].majority_class = majority_of(hist.data() + static_cast<int64_t>(f - 1) * classes, c_min, classes);
   } else if (img.prediction) {
     // The sorting fallback reads final labels: into a scratch image when none was asked for.
-    std::unique_ptr<uint32_t[]> scratch;
+    Buffer<uint32_t> scratch;
     uint32_t* final_labels = L;
     if (!final_labels) {
       scratch = raw_array<uint32_t>(img.h * img.w);
@@ -417,8 +417,8 @@ void finish_image(const Image& img, const Src& src, int64_t min_area, uint32_t* 
 
 // The two label sources: pixel labels (SAUF, the grid's root labels) and block labels.
 template void finish_image<PixelLabels>(const Image&, const PixelLabels&, int64_t, uint32_t*, bool, const uint32_t*,
-                                        uint32_t, std::vector<Band>&, std::vector<Segment>&);
+                                        uint32_t, std::vector<Band>&, SegmentList&);
 template void finish_image<BlockLabels>(const Image&, const BlockLabels&, int64_t, uint32_t*, bool, const uint32_t*,
-                                        uint32_t, std::vector<Band>&, std::vector<Segment>&);
+                                        uint32_t, std::vector<Band>&, SegmentList&);
 
 }  // namespace pgn
