@@ -120,13 +120,14 @@ class ComponentsWorker : public Worker {
     size_t total = 0;
     for (const auto& segs : out_.segments) total += segs.size();
     const bool classes = in_.prediction != nullptr;
-    auto counts = new_uint32(env, out_.segments.size(), "the segment counts");
-    auto area = new_uint32(env, total, "the segment areas");
-    auto bbox = new_int32(env, 4 * total, "the segment boxes");
-    auto centroid = new_float64(env, 2 * total, "the segment centroids");
-    auto mean = new_float64(env, total, "the segment mean scores");
-    auto max = new_float32(env, total, "the segment max scores");
-    Napi::Int32Array majority = classes ? new_int32(env, total, "the segment classes") : Napi::Int32Array();
+    // Not zero-filled: every value is written below.
+    auto counts = new_uint32_unfilled(env, out_.segments.size(), "the segment counts");
+    auto area = new_uint32_unfilled(env, total, "the segment areas");
+    auto bbox = new_int32_unfilled(env, 4 * total, "the segment boxes");
+    auto centroid = new_float64_unfilled(env, 2 * total, "the segment centroids");
+    auto mean = new_float64_unfilled(env, total, "the segment mean scores");
+    auto max = new_float32_unfilled(env, total, "the segment max scores");
+    Napi::Int32Array majority = classes ? new_int32_unfilled(env, total, "the segment classes") : Napi::Int32Array();
     size_t j = 0;
     for (size_t n = 0; n < out_.segments.size(); ++n) {
       counts[n] = static_cast<uint32_t>(out_.segments[n].size());
@@ -172,9 +173,9 @@ Napi::Value Start(const Napi::CallbackInfo& info, ComponentsCall call, Backend b
     if (!call.roi.IsEmpty()) worker->Keep(call.roi);
     if (!call.prediction.IsEmpty()) worker->Keep(call.prediction);
     if (call.labels) {
-      auto labels = new_uint32(env, static_cast<size_t>(call.in.batch * call.in.height * call.in.width), "the label images");
+      // Not zero-filled (the labeling writes every pixel): a large one reuses a freed mapping.
+      auto labels = new_uint32_unfilled(env, static_cast<size_t>(call.in.batch * call.in.height * call.in.width), "the label images");
       worker->out_.labels = labels.Data();
-      worker->out_.labels_zeroed = true;  // a new typed array is all 0
       worker->labels_ = Napi::Persistent(labels.As<Napi::Object>());
     }
   } catch (...) {

@@ -50,7 +50,7 @@ void label_components(const ComponentInput& in, ComponentOutput& out, int thread
   auto one = [&](int64_t n, int strips) {
     uint32_t* labels = out.labels ? out.labels + n * plane : nullptr;
     SegmentList& segments = out.segments[static_cast<size_t>(n)];
-    if (in.connectivity == 8) label_image8(image_of(in, n), in.min_area, labels, out.labels_zeroed, strips, segments);
+    if (in.connectivity == 8) label_image8(image_of(in, n), in.min_area, labels, strips, segments);
     else label_image4(image_of(in, n), in.min_area, labels, strips, segments);
   };
   // Many or small images: one image per thread. Few large ones: each split into strips.
@@ -74,7 +74,7 @@ void finish_root_labels(const ComponentInput& in, int64_t n, uint32_t* labels, S
   for (int64_t i = 0; i < plane; ++i)
     if (labels[i] == static_cast<uint32_t>(i + 1)) map[i + 1] = ++K;
   std::vector<Band> bands{Band{0, img.h, 1, {}}};
-  finish_image(img, PixelLabels{labels, img.w}, in.min_area, labels, false, map.get(), K, bands, segments);
+  finish_image(img, PixelLabels{labels, img.w}, in.min_area, labels, map.get(), K, bands, segments);
 }
 
 }  // namespace pgn

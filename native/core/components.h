@@ -62,9 +62,8 @@ struct Segment {
 using SegmentList = std::vector<Segment, BufferAllocator<Segment>>;
 
 struct ComponentOutput {
-  uint32_t* labels = nullptr;                  // [batch, height, width], or nullptr (not wanted)
-  bool labels_zeroed = false;                  // labels is already all 0 (JS typed arrays are): saves a clear
-  std::vector<SegmentList> segments;           // one list per image, in id order
+  uint32_t* labels = nullptr;         // [batch, height, width], or nullptr (not wanted); not zero-filled
+  std::vector<SegmentList> segments;  // one list per image, in id order
 };
 
 // The float t' with (float s > t') ⟺ ((double) s > t) for every float s: the largest float <= t.

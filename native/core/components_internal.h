@@ -161,13 +161,13 @@ struct BlockLabels {
 // in raster order of the components' first pixels; L (or nullptr) receives the final labels. bands
 // split the rows (y0, y1 and lo set).
 template <class Src>
-void finish_image(const Image& img, const Src& src, int64_t min_area, uint32_t* L, bool L_zeroed, const uint32_t* map,
-                  uint32_t K, std::vector<Band>& bands, SegmentList& segments);
+void finish_image(const Image& img, const Src& src, int64_t min_area, uint32_t* L, const uint32_t* map, uint32_t K,
+                  std::vector<Band>& bands, SegmentList& segments);
 
 // ---- strips (components_merge.cc) ----------------------------------------------------------------
 
 // One image, 8-connectivity: block labeling in strips, merged along the strip borders.
-void label_image8(const Image& img, int64_t min_area, uint32_t* out_labels, bool zeroed, int strips,
+void label_image8(const Image& img, int64_t min_area, uint32_t* out_labels, int strips,
                   SegmentList& segments);
 
 // One image, 4-connectivity: SAUF on the pixel label image, in strips.

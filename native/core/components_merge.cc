@@ -26,7 +26,7 @@ std::vector<int64_t> strip_rows(int64_t h, int& strips) {
 
 }  // namespace
 
-void label_image8(const Image& img, int64_t min_area, uint32_t* out_labels, bool zeroed, int strips,
+void label_image8(const Image& img, int64_t min_area, uint32_t* out_labels, int strips,
                   SegmentList& segments) {
   const int64_t h = img.h, w = img.w;
   const BlockGrid g = block_grid(h, w);
@@ -86,7 +86,7 @@ void label_image8(const Image& img, int64_t min_area, uint32_t* out_labels, bool
       flatten_range(P.get(), first + g.cap, e[2 * j + 1], K);
     }
   }
-  finish_image(img, BlockLabels{B.get(), g.stride}, min_area, out_labels, zeroed, P.get(), K, bands, segments);
+  finish_image(img, BlockLabels{B.get(), g.stride}, min_area, out_labels, P.get(), K, bands, segments);
 }
 
 void label_image4(const Image& img, int64_t min_area, uint32_t* out_labels, int strips, SegmentList& segments) {
@@ -122,7 +122,7 @@ void label_image4(const Image& img, int64_t min_area, uint32_t* out_labels, int 
     bands[k] = Band{rows[k], rows[k + 1], K + 1, {}};
     flatten_range(P.get(), base[k], next[k], K);
   }
-  finish_image(img, PixelLabels{L, w}, min_area, out_labels, false, P.get(), K, bands, segments);
+  finish_image(img, PixelLabels{L, w}, min_area, out_labels, P.get(), K, bands, segments);
 }
 
 }  // namespace pgn

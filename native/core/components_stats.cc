@@ -257,10 +257,11 @@ void collect_foreign(const Image& img, const Src& src, const uint32_t* map, Band
 }
 
 // Rows of one band: the final label map[provisional] of every run, written to L (if given) and
-// handed to the policy. Runs are found a 64-pixel word at a time on a bitmap of the row.
+// handed to the policy. Runs are found a 64-pixel word at a time on a bitmap of the row. Sources
+// that do not rewrite their labels in place write whole rows, the background too (L is not
+// zero-filled: a fresh output would cost the kernel's zeroing of every page, a reused one a clear).
 template <class Src, class Op>
-void relabel_band(const Image& img, const Src& src, uint32_t* L, bool clear, const uint32_t* map, const Band& band,
-                  Op& op) {
+void relabel_band(const Image& img, const Src& src, uint32_t* L, const uint32_t* map, const Band& band, Op& op) {
   const int64_t w = img.w;
   RowBits rb(w);
   for (int64_t y = band.y0; y < band.y1; ++y) {
@@ -269,7 +270,7 @@ void relabel_band(const Image& img, const Src& src, uint32_t* L, bool clear, con
     rb.load(img, src, y);
     uint32_t* row = L ? L + y * w : nullptr;
     int64_t x = rb.next(0, true);
-    if (row && clear) fill_span(row, 0, x, w, 0u);
+    if (row && !Src::kInPlace) fill_span(row, 0, x, w, 0u);
     while (x < w) {
       const int64_t end = rb.next(x, false);
       const uint32_t f = map[src.label(y, x)];
@@ -279,8 +280,7 @@ void relabel_band(const Image& img, const Src& src, uint32_t* L, bool clear, con
           fill_run(row, x, end, w, f);
         } else {
           fill_span(row, x, end, w, f);
-          // The background up to the next run; on a zeroed row only what the run spilled over.
-          fill_span(row, end, clear ? next : std::min(next, end + 8), w, 0u);
+          fill_span(row, end, next, w, 0u);  // the background up to the next run
         }
       }
       op.run(f, y, x, end, w, s, pred);
@@ -291,7 +291,7 @@ void relabel_band(const Image& img, const Src& src, uint32_t* L, bool clear, con
 
 // All bands (in parallel when more than one), then the side tables into the global records.
 template <class Src, class MakeOp>
-void relabel(const Image& img, const Src& src, uint32_t* L, bool clear, const uint32_t* map, std::vector<Band>& bands,
+void relabel(const Image& img, const Src& src, uint32_t* L, const uint32_t* map, std::vector<Band>& bands,
              const MakeOp& make_op) {
   const int64_t n = static_cast<int64_t>(bands.size());
   using Op = decltype(make_op(bands[0]));
@@ -299,7 +299,7 @@ void relabel(const Image& img, const Src& src, uint32_t* L, bool clear, const ui
   ops.reserve(bands.size());
   if (n == 1) {
     ops.push_back(make_op(bands[0]));
-    relabel_band(img, src, L, clear, map, bands[0], ops[0]);
+    relabel_band(img, src, L, map, bands[0], ops[0]);
     ops[0].flush();
     return;
   }
@@ -310,7 +310,7 @@ void relabel(const Image& img, const Src& src, uint32_t* L, bool clear, const ui
   for (Band& band : bands) ops.push_back(make_op(band));
   parallel_for(n, static_cast<int>(n), [&](int64_t b, int64_t e) {
     for (int64_t k = b; k < e; ++k)
-      relabel_band(img, src, L, clear, map, bands[static_cast<size_t>(k)], ops[static_cast<size_t>(k)]);
+      relabel_band(img, src, L, map, bands[static_cast<size_t>(k)], ops[static_cast<size_t>(k)]);
   });
   for (Op& op : ops) op.flush();
   for (Op& op : ops) op.merge_side();
@@ -347,14 +347,11 @@ std::vector<int32_t> majority_by_sort(const Image& img, const uint32_t* L, uint3
 }  // namespace
 
 template <class Src>
-void finish_image(const Image& img, const Src& src, int64_t min_area, uint32_t* L, bool L_zeroed, const uint32_t* map,
-                  uint32_t K, std::vector<Band>& bands, SegmentList& segments) {
-  // Sources that do not rewrite their labels in place write whole rows: the background must be
-  // cleared first, unless the caller's image is known to be zero already.
-  const bool clear = !Src::kInPlace && !L_zeroed;
+void finish_image(const Image& img, const Src& src, int64_t min_area, uint32_t* L, const uint32_t* map, uint32_t K,
+                  std::vector<Band>& bands, SegmentList& segments) {
   segments.assign(K, Segment{});
   if (K == 0) {
-    if (L && clear) std::memset(L, 0, static_cast<size_t>(img.h * img.w) * sizeof(uint32_t));
+    if (L && !Src::kInPlace) std::memset(L, 0, static_cast<size_t>(img.h * img.w) * sizeof(uint32_t));
     return;
   }
   bool dense = false;
@@ -374,7 +371,7 @@ void finish_image(const Image& img, const Src& src, int64_t min_area, uint32_t* 
   Segment* records = segments.data();
   if (dense) {
     std::vector<uint32_t> hist(static_cast<size_t>(K) * static_cast<size_t>(classes), 0u);
-    relabel(img, src, L, clear, map, bands, [&](const Band& b) {
+    relabel(img, src, L, map, bands, [&](const Band& b) {
       return BothStats<GeometryScoreStats, ClassHistogram>{GeometryScoreStats(records, b),
                                                            ClassHistogram(hist.data(), c_min, classes, b)};
     });
@@ -389,12 +386,11 @@ void finish_image(const Image& img, const Src& src, int64_t min_area, uint32_t* 
       final_labels = scratch.get();
       src.copy_to(final_labels, img.h * img.w);  // in-place sources start from their provisional labels
     }
-    relabel(img, src, final_labels, clear || (!Src::kInPlace && final_labels != L), map, bands,
-            [&](const Band& b) { return GeometryScoreStats(records, b); });
+    relabel(img, src, final_labels, map, bands, [&](const Band& b) { return GeometryScoreStats(records, b); });
     const std::vector<int32_t> majority = majority_by_sort(img, final_labels, K);
     for (uint32_t f = 1; f <= K; ++f) segments[f - 1].majority_class = majority[f - 1];
   } else {
-    relabel(img, src, L, clear, map, bands, [&](const Band& b) { return GeometryScoreStats(records, b); });
+    relabel(img, src, L, map, bands, [&](const Band& b) { return GeometryScoreStats(records, b); });
   }
   if (min_area <= 1) return;  // every component has at least one pixel: nothing to drop
 
@@ -416,9 +412,9 @@ void finish_image(const Image& img, const Src& src, int64_t min_area, uint32_t* 
 }
 
 // The two label sources: pixel labels (SAUF, the grid's root labels) and block labels.
-template void finish_image<PixelLabels>(const Image&, const PixelLabels&, int64_t, uint32_t*, bool, const uint32_t*,
+template void finish_image<PixelLabels>(const Image&, const PixelLabels&, int64_t, uint32_t*, const uint32_t*,
                                         uint32_t, std::vector<Band>&, SegmentList&);
-template void finish_image<BlockLabels>(const Image&, const BlockLabels&, int64_t, uint32_t*, bool, const uint32_t*,
+template void finish_image<BlockLabels>(const Image&, const BlockLabels&, int64_t, uint32_t*, const uint32_t*,
                                         uint32_t, std::vector<Band>&, SegmentList&);
 
 }  // namespace pgn

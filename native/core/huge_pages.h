@@ -1,8 +1,10 @@
 // Large buffers (2 MiB and more) in a mapping of their own, 2 MiB-aligned and advised to use
-// transparent huge pages. A fresh malloc'd buffer of that size is faulted in 4 KiB page by page as
-// it is first written (glibc maps it anew on most calls once it exceeds the mmap threshold), which
-// on the shared VM costs ~10 µs a page: 20-80 ms for the 8 MiB copies and scratch arrays of one 2 MP
-// map, several times the work that fills them; four huge-page faults cost under a millisecond.
+// transparent huge pages, and reused: a freed one is kept (up to 64 MiB in all) for the next
+// allocation of about its size. A fresh malloc'd buffer of that size is faulted in 4 KiB page by
+// page as it is first written (glibc maps it anew on most calls once it exceeds the mmap
+// threshold), which on the shared VM costs ~10 µs a page: 20-80 ms for the 8 MiB copies and scratch
+// arrays of one 2 MP map, several times the work that fills them. Huge pages take that to ~1 ms of
+// faults, but the kernel still zeroes every fresh page (a third of a labeling call): reuse saves it.
 // Without transparent huge pages, plain pages (as malloc's).
 #pragma once
 
@@ -14,9 +16,10 @@ namespace pgn {
 // Whether a buffer of `bytes` gets a mapping of its own: 2 MiB and more, on Linux.
 bool maps_huge_pages(size_t bytes);
 
-// `bytes` (> 0) of uninitialized memory: a zero-filled mapping when maps_huge_pages(bytes), else
-// malloc'd; throws std::bad_alloc when neither is possible. Freed by free_buffer with the same bytes.
-void* allocate_buffer(size_t bytes);
+// `bytes` of memory, all 0 if `zeroed` (then never a kept mapping), else uninitialized: a mapping when
+// maps_huge_pages(bytes), else malloc'd; throws std::bad_alloc when neither is possible. Freed by
+// free_buffer with the same bytes (from any thread).
+void* allocate_buffer(size_t bytes, bool zeroed = false);
 void free_buffer(void* data, size_t bytes);
 
 struct FreeBuffer {
