@@ -170,7 +170,8 @@ export async function findSegmentTables(scores: MapStack, options: SegmentOption
 /**
  * Thresholds the score maps [N, h, w] and returns the connected components of each map with their
  * statistics (and the label images unless labels: false). Runs on the libuv pool; the arrays must
- * not be transferred or detached until the promise settles.
+ * not be transferred or detached until the promise settles. The result's `segments` are built on
+ * their first read (findSegmentTables gives the same values as columns, without objects).
  */
 export async function findSegments(scores: MapStack, options: SegmentOptions): Promise<SegmentResult> {
   const { labels, tables } = await findSegmentTables(scores, options);
