@@ -105,12 +105,18 @@ class ComponentsWorker : public Worker {
  protected:
   void Run() override {
     const int64_t total = in_.batch * in_.height * in_.width;
-    const auto scores = snapshot(in_.scores, total);
-    const auto roi = snapshot(in_.roi, in_.roi_shared ? in_.height * in_.width : total);
+    // The classes index the histograms: a private copy. The labelings threshold the scores and the
+    // region of interest once and read the foreground from then on (the CUDA one on its device
+    // copy); the scores read again only go into the sums and maxima. The emulation reads them
+    // several times: a copy of those too.
     const auto prediction = snapshot(in_.prediction, total);
+    const auto scores = emulation_ ? snapshot(in_.scores, total) : Buffer<float>();
+    const auto roi = emulation_ ? snapshot(in_.roi, in_.roi_shared ? in_.height * in_.width : total) : Buffer<uint8_t>();
     ComponentInput in = in_;
-    in.scores = scores.get();
-    in.roi = roi.get();
+    if (emulation_) {
+      in.scores = scores.get();
+      in.roi = roi.get();
+    }
     in.prediction = prediction.get();
     if (emulation_) label_components_grid_emulation(in, out_, block_w_, block_h_, shuffle_seed_);
     else run_components(backend_, in, out_, threads_);

@@ -179,19 +179,6 @@ PGN_INLINE int count_trailing_zeros(uint64_t v) {
 #endif
 }
 
-// Packs 0/1 bytes nz[0 .. 64·words) into bits, 64 per word (bit i of word k = nz[64k + i]).
-PGN_INLINE void pack_bits(const uint8_t* nz, int64_t words, uint64_t* bits) {
-  for (int64_t k = 0; k < words; ++k) {
-    uint64_t word = 0;
-    for (int j = 0; j < 8; ++j) {
-      uint64_t v;  // eight 0/1 bytes: the multiply gathers byte i's low bit into bit 56 + i (little-endian)
-      std::memcpy(&v, nz + 64 * k + 8 * j, 8);
-      word |= ((v * 0x0102040810204080ull) >> 56) << (8 * j);
-    }
-    bits[k] = word;
-  }
-}
-
 // First x >= from with bit x == want, or w.
 PGN_INLINE int64_t next_bit(const uint64_t* bits, int64_t from, int64_t w, bool want) {
   const uint64_t flip = want ? 0 : ~uint64_t{0};
@@ -226,19 +213,25 @@ PGN_INLINE void fill_span(uint32_t* row, int64_t x, int64_t end, int64_t w, uint
   for (; x < end; ++x) row[x] = v;
 }
 
-// Per-row scratch of the second pass: the foreground bytes and bits of one row.
+// The foreground of one row of the second pass as bits: the source's packed row, or packed here.
 struct RowBits {
   int64_t w, words;
   std::vector<uint8_t> nzbuf;
-  std::vector<uint64_t> bits;
+  std::vector<uint64_t> own;
+  const uint64_t* bits = nullptr;
   explicit RowBits(int64_t w_)
-      : w(w_), words((w_ + 63) / 64), nzbuf(static_cast<size_t>(64 * words + kMaskPad), 0), bits(static_cast<size_t>(words)) {}
+      : w(w_), words(mask_words(w_)), nzbuf(static_cast<size_t>(mask_row_bytes(w_)), 0), own(static_cast<size_t>(words)) {}
   template <class Src>
-  void load(const Image& img, const Src& src, int64_t y) {
-    src.foreground(img, y, nzbuf.data() + 1);  // nz[−1] is padding: threshold_row writes from m + 1
-    pack_bits(nzbuf.data() + 1, words, bits.data());
+  void load(const Src& src, int64_t y) {
+    if constexpr (Src::kPacked) {
+      bits = src.packed_row(y);
+    } else {
+      src.foreground(y, nzbuf.data());
+      pack_bits(nzbuf.data(), words, own.data());
+      bits = own.data();
+    }
   }
-  int64_t next(int64_t from, bool want) const { return next_bit(bits.data(), from, w, want); }
+  int64_t next(int64_t from, bool want) const { return next_bit(bits, from, w, want); }
 };
 
 // The ids below band.lo met on the band's first row.
@@ -247,7 +240,7 @@ void collect_foreign(const Image& img, const Src& src, const uint32_t* map, Band
   band.foreign.clear();
   if (band.y0 >= band.y1 || band.lo <= 1) return;
   RowBits rb(img.w);
-  rb.load(img, src, band.y0);
+  rb.load(src, band.y0);
   for (int64_t x = rb.next(0, true); x < img.w; x = rb.next(rb.next(x, false), true)) {
     const uint32_t f = map[src.label(band.y0, x)];
     if (f < band.lo) band.foreign.push_back(f);
@@ -267,7 +260,7 @@ void relabel_band(const Image& img, const Src& src, uint32_t* L, const uint32_t*
   for (int64_t y = band.y0; y < band.y1; ++y) {
     const float* s = img.scores + y * w;
     const int32_t* pred = img.prediction ? img.prediction + y * w : nullptr;
-    rb.load(img, src, y);
+    rb.load(src, y);
     uint32_t* row = L ? L + y * w : nullptr;
     int64_t x = rb.next(0, true);
     if (row && !Src::kInPlace) fill_span(row, 0, x, w, 0u);
