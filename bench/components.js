@@ -11,6 +11,8 @@
  * written to a temporary .npy; only the call is timed (file I/O excluded). Rounds alternate between
  * ours and OpenCV; wall clock (median and min) and CPU time (median; all threads of the process,
  * garbage collection included) are reported, the latter being the robust figure on a shared machine.
+ * A full garbage collection before each series (untimed) keeps one series' garbage (10^5 segment
+ * objects) from being collected during the next; what a series' own calls make V8 collect counts.
  * Env: PGN_THREADS (default: 1 and all cores), PGN_BENCH_REPS (default 9 per round, 3 rounds),
  * PGN_PYTHON (default /usr/bin/python3).
  */
@@ -18,6 +20,8 @@ const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const v8 = require('node:v8');
+const vm = require('node:vm');
 const { findSegments } = require('../dist/scoring/segments');
 const { native } = require('../dist/addon');
 const { encodeNpy } = require('../dist/common/npy');
@@ -128,8 +132,12 @@ class OpenCV {
 
 // Wall-clock and CPU seconds of each call (CPU: the whole process, i.e. all threads of the call, as
 // the machine may be shared and wall clock then measures the neighbours too).
+v8.setFlagsFromString('--expose-gc');
+const collectGarbage = vm.runInNewContext('gc');
+
 async function timeOurs(fn, reps) {
   await fn();
+  collectGarbage();
   const wall = [], cpu = [];
   for (let i = 0; i < reps; i++) {
     const c0 = process.cpuUsage();
