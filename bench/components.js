@@ -9,11 +9,13 @@
  * Masks: uniform random at densities 0.1, 0.5, 0.9, and blobs (box-blurred noise thresholded at
  * the 50% and 90% quantiles). OpenCV runs in a python3 child (Debian's python3-opencv) on the masks
  * written to a temporary .npy; only the call is timed (file I/O excluded). Rounds alternate between
- * ours and OpenCV; wall clock (median and min) and CPU time (median; all threads of the process,
- * garbage collection included) are reported, the latter being the robust figure on a shared machine.
+ * ours and OpenCV; wall clock (median and min) and CPU time are reported, the latter being the
+ * robust figure on a shared machine: all threads of the process, garbage collection included, per
+ * call the mean of a round's series (V8 collects every few calls: a per-call median would charge
+ * each call either all of a collection or none of it), the median over the rounds.
  * A full garbage collection before each series (untimed) keeps one series' garbage (10^5 segment
  * objects) from being collected during the next; what a series' own calls make V8 collect counts.
- * Env: PGN_THREADS (default: 1 and all cores), PGN_BENCH_REPS (default 9 per round, 3 rounds),
+ * Env: PGN_THREADS (default: 1 and all cores), PGN_BENCH_REPS (default 9 per round), PGN_BENCH_ROUNDS (3),
  * PGN_PYTHON (default /usr/bin/python3).
  */
 const { spawn } = require('node:child_process');
@@ -152,12 +154,14 @@ async function timeOurs(fn, reps) {
 
 const pause = () => new Promise((resolve) => setTimeout(resolve, 200));
 
+const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
+
 function median(a) {
   const s = [...a].sort((x, y) => x - y);
   return s[Math.floor(s.length / 2)];
 }
 
-async function run({ threads, reps = Number(process.env.PGN_BENCH_REPS ?? 9), rounds = 3 } = {}) {
+async function run({ threads, reps = Number(process.env.PGN_BENCH_REPS ?? 9), rounds = Number(process.env.PGN_BENCH_ROUNDS ?? 3) } = {}) {
   const threadList = threads !== undefined ? [threads] : process.env.PGN_THREADS ? [Number(process.env.PGN_THREADS)] : [...new Set([1, native.defaultThreads])];
   const masks = [
     ['random d=0.1', () => uniformMap(1), 0.1],
@@ -187,16 +191,16 @@ async function run({ threads, reps = Number(process.env.PGN_BENCH_REPS ?? 9), ro
           await pause();
           const a = await timeOurs(() => findSegments(scores, options), reps);
           ours.wall.push(...a.wall);
-          ours.cpu.push(...a.cpu);
+          ours.cpu.push(mean(a.cpu));
           const b = await timeOurs(async () => (await findSegments(scores, options)).segments, Math.max(1, Math.floor(reps / 3)));
           objects.wall.push(...b.wall);
-          objects.cpu.push(...b.cpu);
+          objects.cpu.push(mean(b.cpu));
           if (error) continue;
           try {
             await pause();
             const c = await cv.run(file, t, reps);
             opencv.wall.push(...c.wall);
-            opencv.cpu.push(...c.cpu);
+            opencv.cpu.push(mean(c.cpu));
             cvComponents = c.components;
           } catch (err) {
             error = err.message;
@@ -237,7 +241,7 @@ function print(rows) {
   console.log('ours: the public findSegments from the float32 score map, labels on (threshold, labels, statistics incl. mean/max');
   console.log('score, label image); + objects: and the read of result.segments (the Segment objects built). OpenCV: from the uint8');
   console.log('mask, in a python3 child, same masks, rounds interleaved. CPU = CPU time of the whole process (all threads, GC');
-  console.log('included), robust when the machine is shared. Ratio < 1: ours faster.');
+  console.log('included; a round\'s mean per call, median over the rounds), robust when the machine is shared. Ratio < 1: ours faster.');
 }
 
 module.exports = { run, print };
