@@ -10,9 +10,9 @@
  * the 50% and 90% quantiles). OpenCV runs in a python3 child (Debian's python3-opencv) on the masks
  * written to a temporary .npy; only the call is timed (file I/O excluded). Rounds alternate between
  * ours and OpenCV; wall clock (median and min) and CPU time are reported, the latter being the
- * robust figure on a shared machine: all threads of the process, garbage collection included, per
- * call the mean of a round's series (V8 collects every few calls: a per-call median would charge
- * each call either all of a collection or none of it), the median over the rounds.
+ * robust figure on a shared machine: all threads of the process, garbage collection included, as
+ * the median over the calls and as the median over the rounds of a round's mean per call (V8
+ * collects every few calls: a per-call median charges each call either all of a collection or none).
  * A full garbage collection before each series (untimed) keeps one series' garbage (10^5 segment
  * objects) from being collected during the next; what a series' own calls make V8 collect counts.
  * Env: PGN_THREADS (default: 1 and all cores), PGN_BENCH_REPS (default 9 per round), PGN_BENCH_ROUNDS (3),
@@ -183,7 +183,8 @@ async function run({ threads, reps = Number(process.env.PGN_BENCH_REPS ?? 9), ro
       fs.writeFileSync(file, encodeNpy(mask, [H, W]));
       for (const t of threadList) {
         const options = { threshold, threads: t };
-        const ours = { wall: [], cpu: [] }, objects = { wall: [], cpu: [] }, opencv = { wall: [], cpu: [] };
+        // cpu: every call's; series: each round's mean per call.
+        const ours = { wall: [], cpu: [], series: [] }, objects = { wall: [], cpu: [], series: [] }, opencv = { wall: [], cpu: [], series: [] };
         let cvComponents = null, error = null;
         // Rounds alternate between the two, so that both see the same load; a pause after each
         // lets the other side's idle workers (TBB's spin before sleeping) settle.
@@ -191,16 +192,18 @@ async function run({ threads, reps = Number(process.env.PGN_BENCH_REPS ?? 9), ro
           await pause();
           const a = await timeOurs(() => findSegments(scores, options), reps);
           ours.wall.push(...a.wall);
-          ours.cpu.push(mean(a.cpu));
+          ours.cpu.push(...a.cpu);
+          ours.series.push(mean(a.cpu));
           const b = await timeOurs(async () => (await findSegments(scores, options)).segments, Math.max(1, Math.floor(reps / 3)));
           objects.wall.push(...b.wall);
-          objects.cpu.push(mean(b.cpu));
+          objects.series.push(mean(b.cpu));
           if (error) continue;
           try {
             await pause();
             const c = await cv.run(file, t, reps);
             opencv.wall.push(...c.wall);
-            opencv.cpu.push(mean(c.cpu));
+            opencv.cpu.push(...c.cpu);
+            opencv.series.push(mean(c.cpu));
             cvComponents = c.components;
           } catch (err) {
             error = err.message;
@@ -210,10 +213,10 @@ async function run({ threads, reps = Number(process.env.PGN_BENCH_REPS ?? 9), ro
         const px = H * W, ns = (sec) => (sec / px) * 1e9;
         rows.push({
           mask: name, threads: t, components: segments[0].length,
-          oursNsPerPx: ns(median(ours.wall)), oursMinNsPerPx: ns(Math.min(...ours.wall)), oursCpuNsPerPx: ns(median(ours.cpu)),
-          objectsNsPerPx: ns(median(objects.wall)), objectsCpuNsPerPx: ns(median(objects.cpu)),
+          oursNsPerPx: ns(median(ours.wall)), oursMinNsPerPx: ns(Math.min(...ours.wall)), oursCpuNsPerPx: ns(median(ours.cpu)), oursSeriesNsPerPx: ns(median(ours.series)),
+          objectsNsPerPx: ns(median(objects.wall)), objectsSeriesNsPerPx: ns(median(objects.series)),
           opencvNsPerPx: error ? null : ns(median(opencv.wall)), opencvMinNsPerPx: error ? null : ns(Math.min(...opencv.wall)),
-          opencvCpuNsPerPx: error ? null : ns(median(opencv.cpu)),
+          opencvCpuNsPerPx: error ? null : ns(median(opencv.cpu)), opencvSeriesNsPerPx: error ? null : ns(median(opencv.series)),
           opencvComponents: cvComponents, opencvVersion: version, error,
         });
       }
@@ -228,20 +231,21 @@ async function run({ threads, reps = Number(process.env.PGN_BENCH_REPS ?? 9), ro
 function print(rows) {
   const version = rows.find((r) => r.opencvVersion)?.opencvVersion;
   console.log(`\n## Connected components with statistics: 1024×2048, 8-connectivity (ns per pixel; OpenCV ${version ?? 'n/a'} connectedComponentsWithStats)`);
-  console.log('| mask | threads | components | ours wall (median / min) | ours CPU | OpenCV wall (median / min) | OpenCV CPU | ours / OpenCV (wall min) | ours / OpenCV (CPU) | ours + objects (wall / CPU) | ours + objects / OpenCV (CPU) |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('| mask | threads | components | ours wall (median / min) | ours CPU (call median / series mean) | OpenCV wall (median / min) | OpenCV CPU (call median / series mean) | ours / OpenCV: wall min | CPU call median | CPU series mean | ours + objects: wall / CPU series mean | ours + objects / OpenCV (CPU series mean) |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     const agree = r.opencvComponents === null || r.opencvComponents === r.components ? '' : ` (OpenCV: ${r.opencvComponents}!)`;
     const f = (v) => v.toFixed(2);
     const cv = r.error
-      ? [r.error, '–', '–', '–', '–']
-      : [`${f(r.opencvNsPerPx)} / ${f(r.opencvMinNsPerPx)}`, f(r.opencvCpuNsPerPx), `${f(r.oursMinNsPerPx / r.opencvMinNsPerPx)}×`, `${f(r.oursCpuNsPerPx / r.opencvCpuNsPerPx)}×`, `${f(r.objectsCpuNsPerPx / r.opencvCpuNsPerPx)}×`];
-    console.log(`| ${r.mask} | ${r.threads} | ${r.components}${agree} | ${f(r.oursNsPerPx)} / ${f(r.oursMinNsPerPx)} | ${f(r.oursCpuNsPerPx)} | ${cv[0]} | ${cv[1]} | ${cv[2]} | ${cv[3]} | ${f(r.objectsNsPerPx)} / ${f(r.objectsCpuNsPerPx)} | ${cv[4]} |`);
+      ? [r.error, '–', '–', '–', '–', '–']
+      : [`${f(r.opencvNsPerPx)} / ${f(r.opencvMinNsPerPx)}`, `${f(r.opencvCpuNsPerPx)} / ${f(r.opencvSeriesNsPerPx)}`, `${f(r.oursMinNsPerPx / r.opencvMinNsPerPx)}×`,
+        `${f(r.oursCpuNsPerPx / r.opencvCpuNsPerPx)}×`, `${f(r.oursSeriesNsPerPx / r.opencvSeriesNsPerPx)}×`, `${f(r.objectsSeriesNsPerPx / r.opencvSeriesNsPerPx)}×`];
+    console.log(`| ${r.mask} | ${r.threads} | ${r.components}${agree} | ${f(r.oursNsPerPx)} / ${f(r.oursMinNsPerPx)} | ${f(r.oursCpuNsPerPx)} / ${f(r.oursSeriesNsPerPx)} | ${cv[0]} | ${cv[1]} | ${cv[2]} | ${cv[3]} | ${cv[4]} | ${f(r.objectsNsPerPx)} / ${f(r.objectsSeriesNsPerPx)} | ${cv[5]} |`);
   }
   console.log('ours: the public findSegments from the float32 score map, labels on (threshold, labels, statistics incl. mean/max');
   console.log('score, label image); + objects: and the read of result.segments (the Segment objects built). OpenCV: from the uint8');
   console.log('mask, in a python3 child, same masks, rounds interleaved. CPU = CPU time of the whole process (all threads, GC');
-  console.log('included; a round\'s mean per call, median over the rounds), robust when the machine is shared. Ratio < 1: ours faster.');
+  console.log('included), robust when the machine is shared. Ratio < 1: ours faster.');
 }
 
 module.exports = { run, print };
