@@ -1,22 +1,30 @@
 /**
- * OoD segments benchmark (issue 4): connected components with statistics of 1024×2048 maps, ours
- * (findSegmentTables: threshold of the float32 score map + labeling + area, bbox, centroid, mean
- * and max score, label image) next to OpenCV's cv2.connectedComponentsWithStats (8-connectivity,
- * CV_32S labels, on the already thresholded uint8 mask) in the same run, same masks, same threads.
+ * OoD segments benchmark (issues 4, 18): connected components with statistics of 1024×2048 maps,
+ * ours through the public findSegments (threshold of the float32 score map + labeling + area, bbox,
+ * centroid, mean and max score, the label image handed to JavaScript) next to OpenCV's
+ * cv2.connectedComponentsWithStats (8-connectivity, CV_32S labels, on the already thresholded uint8
+ * mask) in the same run, same masks, same threads. findSegments builds the Segment objects on the
+ * first read of result.segments: "+ objects" times the call and that read (every segment as an object).
  *
  * Masks: uniform random at densities 0.1, 0.5, 0.9, and blobs (box-blurred noise thresholded at
  * the 50% and 90% quantiles). OpenCV runs in a python3 child (Debian's python3-opencv) on the masks
  * written to a temporary .npy; only the call is timed (file I/O excluded). Rounds alternate between
- * ours and OpenCV; wall clock (median and min) and CPU time (median; all threads of the process) are
- * reported, the latter being the robust figure on a shared machine.
- * Env: PGN_THREADS (default: 1 and all cores), PGN_BENCH_REPS (default 9 per round, 3 rounds),
+ * ours and OpenCV; wall clock (median and min) and CPU time are reported, the latter being the
+ * robust figure on a shared machine: all threads of the process, garbage collection included, as
+ * the median over the calls and as the median over the rounds of a round's mean per call (V8
+ * collects every few calls: a per-call median charges each call either all of a collection or none).
+ * A full garbage collection before each series (untimed) keeps one series' garbage (10^5 segment
+ * objects) from being collected during the next; what a series' own calls make V8 collect counts.
+ * Env: PGN_THREADS (default: 1 and all cores), PGN_BENCH_REPS (default 9 per round), PGN_BENCH_ROUNDS (3),
  * PGN_PYTHON (default /usr/bin/python3).
  */
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { findSegmentTables, findSegments } = require('../dist/scoring/segments');
+const v8 = require('node:v8');
+const vm = require('node:vm');
+const { findSegments } = require('../dist/scoring/segments');
 const { native } = require('../dist/addon');
 const { encodeNpy } = require('../dist/common/npy');
 
@@ -126,8 +134,12 @@ class OpenCV {
 
 // Wall-clock and CPU seconds of each call (CPU: the whole process, i.e. all threads of the call, as
 // the machine may be shared and wall clock then measures the neighbours too).
+v8.setFlagsFromString('--expose-gc');
+const collectGarbage = vm.runInNewContext('gc');
+
 async function timeOurs(fn, reps) {
   await fn();
+  collectGarbage();
   const wall = [], cpu = [];
   for (let i = 0; i < reps; i++) {
     const c0 = process.cpuUsage();
@@ -142,12 +154,14 @@ async function timeOurs(fn, reps) {
 
 const pause = () => new Promise((resolve) => setTimeout(resolve, 200));
 
+const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
+
 function median(a) {
   const s = [...a].sort((x, y) => x - y);
   return s[Math.floor(s.length / 2)];
 }
 
-async function run({ threads, reps = Number(process.env.PGN_BENCH_REPS ?? 9), rounds = 3 } = {}) {
+async function run({ threads, reps = Number(process.env.PGN_BENCH_REPS ?? 9), rounds = Number(process.env.PGN_BENCH_ROUNDS ?? 3) } = {}) {
   const threadList = threads !== undefined ? [threads] : process.env.PGN_THREADS ? [Number(process.env.PGN_THREADS)] : [...new Set([1, native.defaultThreads])];
   const masks = [
     ['random d=0.1', () => uniformMap(1), 0.1],
@@ -169,37 +183,40 @@ async function run({ threads, reps = Number(process.env.PGN_BENCH_REPS ?? 9), ro
       fs.writeFileSync(file, encodeNpy(mask, [H, W]));
       for (const t of threadList) {
         const options = { threshold, threads: t };
-        const ours = { wall: [], cpu: [] }, objects = { wall: [], cpu: [] }, opencv = { wall: [], cpu: [] };
+        // cpu: every call's; series: each round's mean per call.
+        const ours = { wall: [], cpu: [], series: [] }, objects = { wall: [], cpu: [], series: [] }, opencv = { wall: [], cpu: [], series: [] };
         let cvComponents = null, error = null;
         // Rounds alternate between the two, so that both see the same load; a pause after each
         // lets the other side's idle workers (TBB's spin before sleeping) settle.
         for (let round = 0; round < rounds; round++) {
           await pause();
-          const a = await timeOurs(() => findSegmentTables(scores, options), reps);
+          const a = await timeOurs(() => findSegments(scores, options), reps);
           ours.wall.push(...a.wall);
           ours.cpu.push(...a.cpu);
-          const b = await timeOurs(() => findSegments(scores, options), Math.max(1, Math.floor(reps / 3)));
+          ours.series.push(mean(a.cpu));
+          const b = await timeOurs(async () => (await findSegments(scores, options)).segments, Math.max(1, Math.floor(reps / 3)));
           objects.wall.push(...b.wall);
-          objects.cpu.push(...b.cpu);
+          objects.series.push(mean(b.cpu));
           if (error) continue;
           try {
             await pause();
             const c = await cv.run(file, t, reps);
             opencv.wall.push(...c.wall);
             opencv.cpu.push(...c.cpu);
+            opencv.series.push(mean(c.cpu));
             cvComponents = c.components;
           } catch (err) {
             error = err.message;
           }
         }
-        const { tables } = await findSegmentTables(scores, options);
+        const { segments } = await findSegments(scores, options);
         const px = H * W, ns = (sec) => (sec / px) * 1e9;
         rows.push({
-          mask: name, threads: t, components: tables[0].count,
-          oursNsPerPx: ns(median(ours.wall)), oursMinNsPerPx: ns(Math.min(...ours.wall)), oursCpuNsPerPx: ns(median(ours.cpu)),
-          objectsNsPerPx: ns(median(objects.wall)),
+          mask: name, threads: t, components: segments[0].length,
+          oursNsPerPx: ns(median(ours.wall)), oursMinNsPerPx: ns(Math.min(...ours.wall)), oursCpuNsPerPx: ns(median(ours.cpu)), oursSeriesNsPerPx: ns(median(ours.series)),
+          objectsNsPerPx: ns(median(objects.wall)), objectsSeriesNsPerPx: ns(median(objects.series)),
           opencvNsPerPx: error ? null : ns(median(opencv.wall)), opencvMinNsPerPx: error ? null : ns(Math.min(...opencv.wall)),
-          opencvCpuNsPerPx: error ? null : ns(median(opencv.cpu)),
+          opencvCpuNsPerPx: error ? null : ns(median(opencv.cpu)), opencvSeriesNsPerPx: error ? null : ns(median(opencv.series)),
           opencvComponents: cvComponents, opencvVersion: version, error,
         });
       }
@@ -214,17 +231,21 @@ async function run({ threads, reps = Number(process.env.PGN_BENCH_REPS ?? 9), ro
 function print(rows) {
   const version = rows.find((r) => r.opencvVersion)?.opencvVersion;
   console.log(`\n## Connected components with statistics: 1024×2048, 8-connectivity (ns per pixel; OpenCV ${version ?? 'n/a'} connectedComponentsWithStats)`);
-  console.log('| mask | threads | components | ours wall (median / min) | ours CPU | OpenCV wall (median / min) | OpenCV CPU | OpenCV / ours (wall min) | OpenCV / ours (CPU) | ours as objects (wall) |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  console.log('| mask | threads | components | ours wall (median / min) | ours CPU (call median / series mean) | OpenCV wall (median / min) | OpenCV CPU (call median / series mean) | ours / OpenCV: wall min | CPU call median | CPU series mean | ours + objects: wall / CPU series mean | ours + objects / OpenCV (CPU series mean) |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     const agree = r.opencvComponents === null || r.opencvComponents === r.components ? '' : ` (OpenCV: ${r.opencvComponents}!)`;
     const f = (v) => v.toFixed(2);
-    const cv = r.error ? [r.error, '–', '–', '–'] : [`${f(r.opencvNsPerPx)} / ${f(r.opencvMinNsPerPx)}`, f(r.opencvCpuNsPerPx), `${f(r.opencvMinNsPerPx / r.oursMinNsPerPx)}×`, `${f(r.opencvCpuNsPerPx / r.oursCpuNsPerPx)}×`];
-    console.log(`| ${r.mask} | ${r.threads} | ${r.components}${agree} | ${f(r.oursNsPerPx)} / ${f(r.oursMinNsPerPx)} | ${f(r.oursCpuNsPerPx)} | ${cv[0]} | ${cv[1]} | ${cv[2]} | ${cv[3]} | ${f(r.objectsNsPerPx)} |`);
+    const cv = r.error
+      ? [r.error, '–', '–', '–', '–', '–']
+      : [`${f(r.opencvNsPerPx)} / ${f(r.opencvMinNsPerPx)}`, `${f(r.opencvCpuNsPerPx)} / ${f(r.opencvSeriesNsPerPx)}`, `${f(r.oursMinNsPerPx / r.opencvMinNsPerPx)}×`,
+        `${f(r.oursCpuNsPerPx / r.opencvCpuNsPerPx)}×`, `${f(r.oursSeriesNsPerPx / r.opencvSeriesNsPerPx)}×`, `${f(r.objectsSeriesNsPerPx / r.opencvSeriesNsPerPx)}×`];
+    console.log(`| ${r.mask} | ${r.threads} | ${r.components}${agree} | ${f(r.oursNsPerPx)} / ${f(r.oursMinNsPerPx)} | ${f(r.oursCpuNsPerPx)} / ${f(r.oursSeriesNsPerPx)} | ${cv[0]} | ${cv[1]} | ${cv[2]} | ${cv[3]} | ${cv[4]} | ${f(r.objectsNsPerPx)} / ${f(r.objectsSeriesNsPerPx)} | ${cv[5]} |`);
   }
-  console.log('ours: findSegmentTables from the float32 score map (threshold, labels, statistics incl. mean/max score, label image);');
-  console.log('OpenCV: from the uint8 mask, in a python3 child, same masks, rounds interleaved. CPU = CPU time of the whole process');
-  console.log('(all threads), robust when the machine is shared. Ratio > 1: ours faster.');
+  console.log('ours: the public findSegments from the float32 score map, labels on (threshold, labels, statistics incl. mean/max');
+  console.log('score, label image); + objects: and the read of result.segments (the Segment objects built). OpenCV: from the uint8');
+  console.log('mask, in a python3 child, same masks, rounds interleaved. CPU = CPU time of the whole process (all threads, GC');
+  console.log('included), robust when the machine is shared. Ratio < 1: ours faster.');
 }
 
 module.exports = { run, print };

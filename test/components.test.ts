@@ -5,10 +5,11 @@
  * CPU emulation of the CUDA labeling against the CPU; bad input and a fuzz of malformed calls.
  */
 import { types } from 'node:util';
+import { Worker } from 'node:worker_threads';
 import { native, type NativeComponentsOptions, type NativeComponentsResult } from '../src/addon';
 import { rng } from './helpers/reference';
 import { expectThrow } from './helpers/errors';
-import { partitionDifference, referenceSegments, type RefSegment } from './helpers/flood-fill';
+import { floodFill, partitionDifference, referenceSegments, type RefSegment } from './helpers/flood-fill';
 import { settle } from './helpers/fuzz';
 
 type Rand = () => number;
@@ -407,6 +408,61 @@ function mutatedArgs(r: Rand): Record<string, unknown> {
   for (let i = 0; i < count; i++) args[keys[Math.floor(r() * keys.length)]] = randomValue(r);
   return args;
 }
+
+describe('components: inputs rewritten during the call', () => {
+  // The scores and the region of interest are read without a private copy: the labelings threshold
+  // them once and keep that foreground. Another thread rewrites them for the whole call here; what
+  // comes back must still be a consistent labeling of some foreground (and nothing may crash).
+  test('scores and roi changed by another thread: labels are the components of their own foreground, segments match them', async () => {
+    const h = 512, w = 512, plane = h * w;
+    const scoresBuffer = new SharedArrayBuffer(4 * plane), roiBuffer = new SharedArrayBuffer(plane);
+    const scores = new Float32Array(scoresBuffer), roi = new Uint8Array(roiBuffer).fill(1);
+    const r = rng(41);
+    scores.set(uniformScores(r, plane));
+    const stop = new Int32Array(new SharedArrayBuffer(4));
+    const writer = new Worker(`
+      const { workerData } = require('node:worker_threads');
+      const s = new Float32Array(workerData.scores), roi = new Uint8Array(workerData.roi), stop = new Int32Array(workerData.stop);
+      let x = 7;
+      while (Atomics.load(stop, 0) === 0)
+        for (let k = 0; k < 4096; k++) {
+          x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+          s[x % s.length] = (x >>> 8) / 16777216;
+          roi[(x >>> 3) % roi.length] = (x >>> 30) === 0 ? 0 : 1;
+        }`, { eval: true, workerData: { scores: scoresBuffer, roi: roiBuffer, stop: stop.buffer } });
+    try {
+      for (let i = 0; i < 8; i++) {
+        const connectivity = i % 2 ? 4 : 8, minArea = i % 4 === 3 ? 2 : 0;
+        const result = await native.components({ scores, dims: [1, h, w], threshold: 0.5, roi, connectivity, minArea, threads: 1 + (i % 2) });
+        const labels = result.labels!, K = result.segments.counts[0];
+        const { area, bbox, centroid } = result.segments;
+        const seen = new Float64Array(K + 1), sx = new Float64Array(K + 1), sy = new Float64Array(K + 1);
+        for (let p = 0; p < plane; p++) {
+          const f = labels[p];
+          if (f > K) throw new Error(`case ${i}: label ${f} > K = ${K}`);
+          const x = p % w, y = Math.floor(p / w);
+          seen[f]++; sx[f] += x; sy[f] += y;
+          if (f && (x < bbox[4 * (f - 1)] || y < bbox[4 * (f - 1) + 1] || x >= bbox[4 * (f - 1)] + bbox[4 * (f - 1) + 2] || y >= bbox[4 * (f - 1) + 1] + bbox[4 * (f - 1) + 3]))
+            throw new Error(`case ${i}: pixel (${x}, ${y}) of segment ${f} outside its box`);
+        }
+        for (let f = 1; f <= K; f++) {
+          const centred = Math.abs(centroid[2 * (f - 1)] - sx[f] / seen[f]) + Math.abs(centroid[2 * (f - 1) + 1] - sy[f] / seen[f]) < 1e-9;
+          if (area[f - 1] !== seen[f] || seen[f] < Math.max(1, minArea) || !centred)
+            throw new Error(`case ${i}: segment ${f} has area ${area[f - 1]} and ${seen[f]} pixels (centroid ${centroid[2 * (f - 1)]}, ${centroid[2 * (f - 1) + 1]})`);
+        }
+        expect(K).toBeGreaterThan(100);
+        // Each segment is one component of the labelled pixels (with minArea > 0 dropped ones are background).
+        if (minArea === 0) {
+          const { labels: ref } = floodFill(Uint8Array.from(labels, (v) => (v ? 1 : 0)), h, w, connectivity);
+          expect([i, partitionDifference(labels, ref)]).toEqual([i, null]);
+        }
+      }
+    } finally {
+      Atomics.store(stop, 0, 1);
+      await writer.terminate();
+    }
+  });
+});
 
 describe('components fuzz', () => {
   const ITERATIONS = Number(process.env.PGN_FUZZ_ITERATIONS ?? 600);

@@ -6,6 +6,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { types } from 'node:util';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import sharp from 'sharp';
 import {
   findSegments,
@@ -17,11 +19,18 @@ import {
 } from '../src';
 import { decodeImage, writeLabelPng, writeOverlayPng, renderOverlay, outlineMask, labelsToUint16, heatColor } from '../src/image';
 import { rng } from './helpers/reference';
-import { referenceSegments } from './helpers/flood-fill';
+import { referenceSegments, type RefSegment } from './helpers/flood-fill';
 import { expectRejection, expectThrow } from './helpers/errors';
 
 function stack(data: number[] | Float32Array, dims: [number, number, number]): MapStack {
   return { data: Float32Array.from(data), dims };
+}
+
+/** Same values: integers and maxScore exactly, centroid and meanScore to rounding. */
+function sameSegment(s: RefSegment, r: RefSegment): boolean {
+  const close = (a: number, b: number) => Math.abs(a - b) <= 1e-12 * Math.max(1, Math.abs(b));
+  return s.id === r.id && s.area === r.area && s.bbox.every((v, k) => v === r.bbox[k]) && close(s.centroid[0], r.centroid[0]) &&
+    close(s.centroid[1], r.centroid[1]) && close(s.meanScore, r.meanScore) && s.maxScore === r.maxScore && s.majorityClass === r.majorityClass;
 }
 
 describe('findSegments', () => {
@@ -80,6 +89,68 @@ describe('findSegments', () => {
       }
       expect(types.isFloat64Array(tables.tables[0].centroid)).toBe(true);
     }
+  });
+
+  test('large maps (outputs and scratch in reused huge-page memory): every label and segment field as the flood-fill reference', async () => {
+    // Label images of 2 MiB and more, the input copy and the scratch are mappings kept and reused
+    // from call to call, not zero-filled: a pixel or record left unwritten would show the previous
+    // call's values. A dense map first, its result collected (its label image then freed for reuse).
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const h = 768, w = 1024, r = rng(23);
+    const random = Float32Array.from({ length: h * w }, () => r());
+    // Blobs: a smooth field with a little noise, rank-free (thresholds pick about 50 % and 10 %).
+    const blobs = Float32Array.from({ length: h * w }, (_, i) => {
+      const x = i % w, y = Math.floor(i / w);
+      return (Math.sin(x / 23) + Math.sin(y / 17) + Math.sin((x + y) / 31)) / 3 + 0.05 * r();
+    });
+    const prediction = Int32Array.from({ length: h * w }, () => Math.floor(r() * 4));
+    const first = await findSegments(stack(random, [1, h, w]), { threshold: 0.5, threads: 2 });
+    expect(first.segments[0].length).toBeGreaterThan(1000);
+    first.labels = null;
+    for (let i = 0; i < 3; i++) {
+      gc();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const cases: [string, Float32Array, number, { connectivity?: 4 | 8; minArea?: number; prediction?: boolean; threads: number }][] = [
+      ['random 0.1', random, 0.9, { threads: 1 }],
+      ['random 0.5, prediction', random, 0.5, { prediction: true, threads: 1 }],
+      ['blobs 0.5, 4-connectivity, 2 threads', blobs, 0.0, { connectivity: 4, threads: 2 }],
+      ['blobs 0.1, minArea 20', blobs, 0.55, { minArea: 20, threads: 1 }],
+      ['random 0.1, 2 threads, minArea 2', random, 0.9, { minArea: 2, threads: 2 }],
+      ['nothing above the threshold', blobs, 2, { threads: 1 }],
+    ];
+    for (const [name, data, threshold, o] of cases) {
+      const options = { threshold, connectivity: o.connectivity, minArea: o.minArea, threads: o.threads, ...(o.prediction ? { prediction: { data: prediction, dims: [1, h, w] as [number, number, number] } } : {}) };
+      const got = await findSegments(stack(data, [1, h, w]), options);
+      const ref = referenceSegments(data, h, w, threshold, { connectivity: o.connectivity, minArea: o.minArea, prediction: o.prediction ? prediction : undefined });
+      const labels = got.labels!.data;
+      const firstWrong = labels.findIndex((v, i) => v !== ref.labels[i]);
+      expect([name, firstWrong]).toEqual([name, -1]);
+      expect([name, got.segments[0].length]).toEqual([name, ref.segments.length]);
+      const wrong = got.segments[0].findIndex((s, i) => !sameSegment(s, ref.segments[i]));
+      if (wrong >= 0) throw new Error(`${name}: segment ${wrong + 1} ${JSON.stringify(got.segments[0][wrong])} vs reference ${JSON.stringify(ref.segments[wrong])}`);
+      // The tables hold the same values as the objects.
+      const tables = await findSegmentTables(stack(data, [1, h, w]), options);
+      expect(segmentsFromTable(tables.tables[0])).toEqual(got.segments[0]);
+    }
+  });
+
+  test('result.segments, built on its first read, behaves as a plain property', async () => {
+    const result = await findSegments(map, { threshold: 0.5 });
+    expect(Object.keys(result)).toEqual(['labels', 'segments']);
+    const segments = result.segments;
+    expect(result.segments).toBe(segments); // built once
+    expect(JSON.parse(JSON.stringify(result)).segments).toEqual(JSON.parse(JSON.stringify(segments)));
+    expect({ ...result }.segments).toBe(segments);
+    expect(structuredClone(result).segments).toEqual(segments);
+    result.segments = [];
+    expect(result.segments).toEqual([]);
+    // Never read, the segments are still those of the call.
+    const unread = await findSegments(map, { threshold: 0.5 });
+    const later = await findSegments(map, { threshold: 0.9 });
+    expect(unread.segments[0].map((s) => s.area)).toEqual([3, 2, 1]);
+    expect(later.segments[0]).toEqual([]);
   });
 
   test('argument errors', async () => {

@@ -61,6 +61,8 @@ Napi::Float32Array new_float32(Napi::Env env, size_t count, const char* what);
 // Not zero-filled: for outputs the core writes in full.
 Napi::Float32Array new_float32_unfilled(Napi::Env env, size_t count, const char* what);
 Napi::Int32Array new_int32_unfilled(Napi::Env env, size_t count, const char* what);
+Napi::Uint32Array new_uint32_unfilled(Napi::Env env, size_t count, const char* what);
+Napi::Float64Array new_float64_unfilled(Napi::Env env, size_t count, const char* what);
 Napi::Float64Array new_float64(Napi::Env env, size_t count, const char* what);
 Napi::Int32Array new_int32(Napi::Env env, size_t count, const char* what);
 Napi::Uint32Array new_uint32(Napi::Env env, size_t count, const char* what);

@@ -105,12 +105,18 @@ class ComponentsWorker : public Worker {
  protected:
   void Run() override {
     const int64_t total = in_.batch * in_.height * in_.width;
-    const auto scores = snapshot(in_.scores, total);
-    const auto roi = snapshot(in_.roi, in_.roi_shared ? in_.height * in_.width : total);
+    // The classes index the histograms: a private copy. The labelings threshold the scores and the
+    // region of interest once and read the foreground from then on (the CUDA one on its device
+    // copy); the scores read again only go into the sums and maxima. The emulation reads them
+    // several times: a copy of those too.
     const auto prediction = snapshot(in_.prediction, total);
+    const auto scores = emulation_ ? snapshot(in_.scores, total) : Buffer<float>();
+    const auto roi = emulation_ ? snapshot(in_.roi, in_.roi_shared ? in_.height * in_.width : total) : Buffer<uint8_t>();
     ComponentInput in = in_;
-    in.scores = scores.get();
-    in.roi = roi.get();
+    if (emulation_) {
+      in.scores = scores.get();
+      in.roi = roi.get();
+    }
     in.prediction = prediction.get();
     if (emulation_) label_components_grid_emulation(in, out_, block_w_, block_h_, shuffle_seed_);
     else run_components(backend_, in, out_, threads_);
@@ -120,13 +126,14 @@ class ComponentsWorker : public Worker {
     size_t total = 0;
     for (const auto& segs : out_.segments) total += segs.size();
     const bool classes = in_.prediction != nullptr;
-    auto counts = new_uint32(env, out_.segments.size(), "the segment counts");
-    auto area = new_uint32(env, total, "the segment areas");
-    auto bbox = new_int32(env, 4 * total, "the segment boxes");
-    auto centroid = new_float64(env, 2 * total, "the segment centroids");
-    auto mean = new_float64(env, total, "the segment mean scores");
-    auto max = new_float32(env, total, "the segment max scores");
-    Napi::Int32Array majority = classes ? new_int32(env, total, "the segment classes") : Napi::Int32Array();
+    // Not zero-filled: every value is written below.
+    auto counts = new_uint32_unfilled(env, out_.segments.size(), "the segment counts");
+    auto area = new_uint32_unfilled(env, total, "the segment areas");
+    auto bbox = new_int32_unfilled(env, 4 * total, "the segment boxes");
+    auto centroid = new_float64_unfilled(env, 2 * total, "the segment centroids");
+    auto mean = new_float64_unfilled(env, total, "the segment mean scores");
+    auto max = new_float32_unfilled(env, total, "the segment max scores");
+    Napi::Int32Array majority = classes ? new_int32_unfilled(env, total, "the segment classes") : Napi::Int32Array();
     size_t j = 0;
     for (size_t n = 0; n < out_.segments.size(); ++n) {
       counts[n] = static_cast<uint32_t>(out_.segments[n].size());
@@ -172,9 +179,9 @@ Napi::Value Start(const Napi::CallbackInfo& info, ComponentsCall call, Backend b
     if (!call.roi.IsEmpty()) worker->Keep(call.roi);
     if (!call.prediction.IsEmpty()) worker->Keep(call.prediction);
     if (call.labels) {
-      auto labels = new_uint32(env, static_cast<size_t>(call.in.batch * call.in.height * call.in.width), "the label images");
+      // Not zero-filled (the labeling writes every pixel): a large one reuses a freed mapping.
+      auto labels = new_uint32_unfilled(env, static_cast<size_t>(call.in.batch * call.in.height * call.in.width), "the label images");
       worker->out_.labels = labels.Data();
-      worker->out_.labels_zeroed = true;  // a new typed array is all 0
       worker->labels_ = Napi::Persistent(labels.As<Napi::Object>());
     }
   } catch (...) {

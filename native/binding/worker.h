@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "../core/huge_pages.h"
 #include "args.h"
-#include "output_memory.h"
 #include "pinned_memory.h"
 
 namespace pgn::binding {
@@ -26,18 +26,12 @@ namespace pgn::binding {
 // A private copy of an input, taken on the pool thread when the work starts. JavaScript can still
 // write the caller's arrays while the call runs; passes that check values and then index by them
 // (labels, classes, foreground pixels) must read values that cannot change in between, or a value
-// changed after its check sends a write out of bounds. The copy goes into scratch memory: a fresh
-// 8 MiB allocation is faulted in page by page, which on a VM costs several times the copy.
+// changed after its check sends a write out of bounds.
+// Large copies go to huge pages (core/huge_pages.h).
 template <typename T>
-struct Snapshot {
-  std::unique_ptr<void, ScratchDeleter> memory;
-  T* get() const { return static_cast<T*>(memory.get()); }
-};
-
-template <typename T>
-Snapshot<T> snapshot(const T* data, int64_t count) {
-  if (!data) return {};
-  Snapshot<T> copy{scratch_memory(static_cast<size_t>(count) * sizeof(T))};
+Buffer<T> snapshot(const T* data, int64_t count) {
+  if (!data) return nullptr;
+  Buffer<T> copy = new_buffer<T>(static_cast<size_t>(count));
   std::copy(data, data + count, copy.get());
   return copy;
 }

@@ -49,8 +49,8 @@ void label_components(const ComponentInput& in, ComponentOutput& out, int thread
   out.segments.assign(static_cast<size_t>(in.batch), {});
   auto one = [&](int64_t n, int strips) {
     uint32_t* labels = out.labels ? out.labels + n * plane : nullptr;
-    std::vector<Segment>& segments = out.segments[static_cast<size_t>(n)];
-    if (in.connectivity == 8) label_image8(image_of(in, n), in.min_area, labels, out.labels_zeroed, strips, segments);
+    SegmentList& segments = out.segments[static_cast<size_t>(n)];
+    if (in.connectivity == 8) label_image8(image_of(in, n), in.min_area, labels, strips, segments);
     else label_image4(image_of(in, n), in.min_area, labels, strips, segments);
   };
   // Many or small images: one image per thread. Few large ones: each split into strips.
@@ -64,7 +64,7 @@ void label_components(const ComponentInput& in, ComponentOutput& out, int thread
   }
 }
 
-void finish_root_labels(const ComponentInput& in, int64_t n, uint32_t* labels, std::vector<Segment>& segments) {
+void finish_root_labels(const ComponentInput& in, int64_t n, uint32_t* labels, SegmentList& segments) {
   const Image img = image_of(in, n);
   const int64_t plane = img.h * img.w;
   // Roots are the components' first pixels: numbering them in raster order gives the CPU labels.
@@ -74,7 +74,7 @@ void finish_root_labels(const ComponentInput& in, int64_t n, uint32_t* labels, s
   for (int64_t i = 0; i < plane; ++i)
     if (labels[i] == static_cast<uint32_t>(i + 1)) map[i + 1] = ++K;
   std::vector<Band> bands{Band{0, img.h, 1, {}}};
-  finish_image(img, PixelLabels{labels, img.w}, in.min_area, labels, false, map.get(), K, bands, segments);
+  finish_image(img, PixelLabels{labels, img.w}, in.min_area, labels, map.get(), K, bands, segments);
 }
 
 }  // namespace pgn

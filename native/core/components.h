@@ -26,6 +26,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "huge_pages.h"
+
 namespace pgn {
 
 struct ComponentInput {
@@ -56,10 +58,12 @@ struct Segment {
   double mean_score() const { return sum_score / static_cast<double>(area); }
 };
 
+// One image's segments, 56 bytes each; in huge pages when large (huge_pages.h): a noisy 2 MP map has 10^5.
+using SegmentList = std::vector<Segment, BufferAllocator<Segment>>;
+
 struct ComponentOutput {
-  uint32_t* labels = nullptr;                  // [batch, height, width], or nullptr (not wanted)
-  bool labels_zeroed = false;                  // labels is already all 0 (JS typed arrays are): saves a clear
-  std::vector<std::vector<Segment>> segments;  // one list per image, in id order
+  uint32_t* labels = nullptr;         // [batch, height, width], or nullptr (not wanted); not zero-filled
+  std::vector<SegmentList> segments;  // one list per image, in id order
 };
 
 // The float t' with (float s > t') ⟺ ((double) s > t) for every float s: the largest float <= t.
@@ -83,6 +87,6 @@ void check_component_input(const ComponentInput& in);
 // Second pass for provisional labels of the "root index" form: every foreground pixel of image n
 // holds 1 + the raster index of its component's first pixel, background 0. Rewrites `labels` (one
 // image, [height, width]) to final labels and fills the image's segments.
-void finish_root_labels(const ComponentInput& in, int64_t n, uint32_t* labels, std::vector<Segment>& segments);
+void finish_root_labels(const ComponentInput& in, int64_t n, uint32_t* labels, SegmentList& segments);
 
 }  // namespace pgn

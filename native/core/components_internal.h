@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "components.h"
+#include "huge_pages.h"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define PGN_INLINE inline __attribute__((always_inline))
@@ -34,10 +35,10 @@ struct Image {
   float t;
 };
 
-// Uninitialized storage: the passes write every element they later read.
+// Uninitialized storage (the passes write every element they later read); large arrays in huge pages.
 template <typename T>
-std::unique_ptr<T[]> raw_array(int64_t count) {
-  return std::unique_ptr<T[]>(new T[static_cast<size_t>(std::max<int64_t>(count, 1))]);
+Buffer<T> raw_array(int64_t count) {
+  return new_buffer<T>(static_cast<size_t>(std::max<int64_t>(count, 1)));
 }
 
 // ---- union-find over provisional labels (OpenCV's): P[l] <= l, roots have P[l] == l ------------
@@ -74,9 +75,12 @@ PGN_INLINE void flatten_range(uint32_t* P, uint32_t first, uint32_t end, uint32_
   for (uint32_t l = first; l < end; ++l) P[l] = P[l] < l ? P[P[l]] : ++K;
 }
 
-// Mask rows are w + 4 bytes: m[1 + x] = foreground of pixel x, m[0] (x = −1) and m[w + 1 .. w + 3]
-// stay 0, so the neighbourhood reads need no border tests.
+// Mask rows are mask_row_bytes(w) bytes: m[1 + x] = foreground of pixel x, m[0] (x = −1) and the
+// bytes after pixel w − 1 stay 0, so the neighbourhood reads need no border tests and a row packs
+// into whole 64-bit words (pack_bits).
 constexpr int64_t kMaskPad = 4;
+PGN_INLINE int64_t mask_words(int64_t w) { return (w + 63) / 64; }
+PGN_INLINE int64_t mask_row_bytes(int64_t w) { return 64 * mask_words(w) + kMaskPad; }
 
 PGN_INLINE void threshold_row(const Image& img, int64_t y, uint8_t* m) {
   const int64_t w = img.w;  // a local: a store through uint8_t* could otherwise alias img.w
@@ -91,7 +95,25 @@ PGN_INLINE void threshold_row(const Image& img, int64_t y, uint8_t* m) {
   }
 }
 
-PGN_INLINE void clear_row(uint8_t* m, int64_t w) { std::memset(m, 0, static_cast<size_t>(w + kMaskPad)); }
+PGN_INLINE void clear_row(uint8_t* m, int64_t w) { std::memset(m, 0, static_cast<size_t>(mask_row_bytes(w))); }
+
+// Packs 0/1 bytes nz[0 .. 64·words) into bits, 64 per word (bit i of word k = nz[64k + i]).
+PGN_INLINE void pack_bits(const uint8_t* nz, int64_t words, uint64_t* bits) {
+  for (int64_t k = 0; k < words; ++k) {
+    uint64_t word = 0;
+    for (int j = 0; j < 8; ++j) {
+      uint64_t v;  // eight 0/1 bytes: the multiply gathers byte i's low bit into bit 56 + i (little-endian)
+      std::memcpy(&v, nz + 64 * k + 8 * j, 8);
+      word |= ((v * 0x0102040810204080ull) >> 56) << (8 * j);
+    }
+    bits[k] = word;
+  }
+}
+
+// Bit x of a packed row of width w; 0 outside [0, w).
+PGN_INLINE bool bit_at(const uint64_t* row, int64_t x, int64_t w) {
+  return x >= 0 && x < w && ((row[x >> 6] >> (x & 63)) & 1);
+}
 
 // ---- first pass (components_labeling.cc) ---------------------------------------------------------
 
@@ -113,9 +135,12 @@ inline BlockGrid block_grid(int64_t h, int64_t w) {
 
 // Labels the block rows of image rows [r0, r1) (r0 even) as if the image started at r0. Block row j
 // of the strip opens labels in [base + 2j·cap, ...): ends[2j] and ends[2j + 1] receive the ends of
-// its upper and lower ranges. mbuf holds 3 mask rows; zero_row is a block row of zeros.
+// its upper and lower ranges. mbuf holds 3 mask rows; zero_row is a block row of zeros. The
+// foreground of each row y, thresholded once here, goes packed to fg + y · mask_words(w): the later
+// passes read it there, never the scores again (the scores are not a private copy: JavaScript may
+// change them during the call, and the passes must agree on which pixels are foreground).
 void block_strip(const Image& img, const BlockGrid& g, int64_t r0, int64_t r1, uint32_t* B, const uint32_t* zero_row,
-                 uint32_t* P, uint32_t base, uint32_t* ends, uint8_t* mbuf);
+                 uint32_t* P, uint32_t base, uint32_t* ends, uint8_t* mbuf, uint64_t* fg);
 
 // ---- second pass (components_stats.cc) -----------------------------------------------------------
 
@@ -133,12 +158,14 @@ struct Band {
 };
 
 // Where the second pass finds the foreground and each run's provisional label.
-// PixelLabels: a label per pixel (SAUF, and the grid labeling's root labels), rewritten in place.
+// PixelLabels: a label per pixel (SAUF, and the grid labeling's root labels), rewritten in place;
+// the foreground is where the labels are not 0.
 struct PixelLabels {
   uint32_t* L;
   int64_t w;
   static constexpr bool kInPlace = true;
-  PGN_INLINE void foreground(const Image&, int64_t y, uint8_t* nz) const {
+  static constexpr bool kPacked = false;
+  PGN_INLINE void foreground(int64_t y, uint8_t* nz) const {
     const uint32_t* PGN_RESTRICT row = L + y * w;
     for (int64_t x = 0; x < w; ++x) nz[x] = static_cast<uint8_t>(row[x] != 0);
   }
@@ -146,12 +173,15 @@ struct PixelLabels {
   void copy_to(uint32_t* dst, int64_t n) const { std::memcpy(dst, L, static_cast<size_t>(n) * sizeof(uint32_t)); }
 };
 
-// BlockLabels: a label per 2 × 2 block; the foreground is thresholded again.
+// BlockLabels: a label per 2 × 2 block; the foreground is the first pass's packed rows.
 struct BlockLabels {
   const uint32_t* B;
   int64_t stride;
+  const uint64_t* fg;
+  int64_t words;
   static constexpr bool kInPlace = false;
-  PGN_INLINE void foreground(const Image& img, int64_t y, uint8_t* nz) const { threshold_row(img, y, nz - 1); }
+  static constexpr bool kPacked = true;
+  PGN_INLINE const uint64_t* packed_row(int64_t y) const { return fg + y * words; }
   PGN_INLINE uint32_t label(int64_t y, int64_t x) const { return B[(y >> 1) * stride + 1 + (x >> 1)]; }
   void copy_to(uint32_t*, int64_t) const {}  // every row is written whole
 };
@@ -160,16 +190,16 @@ struct BlockLabels {
 // in raster order of the components' first pixels; L (or nullptr) receives the final labels. bands
 // split the rows (y0, y1 and lo set).
 template <class Src>
-void finish_image(const Image& img, const Src& src, int64_t min_area, uint32_t* L, bool L_zeroed, const uint32_t* map,
-                  uint32_t K, std::vector<Band>& bands, std::vector<Segment>& segments);
+void finish_image(const Image& img, const Src& src, int64_t min_area, uint32_t* L, const uint32_t* map, uint32_t K,
+                  std::vector<Band>& bands, SegmentList& segments);
 
 // ---- strips (components_merge.cc) ----------------------------------------------------------------
 
 // One image, 8-connectivity: block labeling in strips, merged along the strip borders.
-void label_image8(const Image& img, int64_t min_area, uint32_t* out_labels, bool zeroed, int strips,
-                  std::vector<Segment>& segments);
+void label_image8(const Image& img, int64_t min_area, uint32_t* out_labels, int strips,
+                  SegmentList& segments);
 
 // One image, 4-connectivity: SAUF on the pixel label image, in strips.
-void label_image4(const Image& img, int64_t min_area, uint32_t* out_labels, int strips, std::vector<Segment>& segments);
+void label_image4(const Image& img, int64_t min_area, uint32_t* out_labels, int strips, SegmentList& segments);
 
 }  // namespace pgn

@@ -16,7 +16,7 @@ uint32_t sauf4_strip(const Image& img, int64_t r0, int64_t r1, uint32_t* L, uint
                      uint8_t* mbuf) {
   const int64_t w = img.w;
   uint8_t* prev = mbuf;
-  uint8_t* cur = mbuf + (w + kMaskPad);
+  uint8_t* cur = mbuf + mask_row_bytes(w);
   clear_row(prev, w);  // no row above the strip's first row
   clear_row(cur, w);
   for (int64_t y = r0; y < r1; ++y) {
@@ -125,19 +125,24 @@ const std::array<BlockAction, 1024>& block_actions() {
 }  // namespace
 
 void block_strip(const Image& img, const BlockGrid& g, int64_t r0, int64_t r1, uint32_t* B, const uint32_t* zero_row,
-                 uint32_t* P, uint32_t base, uint32_t* ends, uint8_t* mbuf) {
-  const int64_t w = img.w;
+                 uint32_t* P, uint32_t base, uint32_t* ends, uint8_t* mbuf, uint64_t* fg) {
+  const int64_t w = img.w, words = mask_words(w), row_bytes = mask_row_bytes(w);
   const std::array<BlockAction, 1024>& actions = block_actions();
-  uint8_t* m0 = mbuf;                     // row 2r − 1
-  uint8_t* m1 = mbuf + (w + kMaskPad);    // row 2r
-  uint8_t* m2 = mbuf + 2 * (w + kMaskPad);  // row 2r + 1
+  uint8_t* m0 = mbuf;                  // row 2r − 1
+  uint8_t* m1 = mbuf + row_bytes;      // row 2r
+  uint8_t* m2 = mbuf + 2 * row_bytes;  // row 2r + 1
   clear_row(m0, w);
   clear_row(m1, w);
   clear_row(m2, w);
   for (int64_t y = r0, j = 0; y < r1; y += 2, ++j) {
     threshold_row(img, y, m1);
-    if (y + 1 < r1) threshold_row(img, y + 1, m2);
-    else clear_row(m2, w);
+    pack_bits(m1 + 1, words, fg + y * words);
+    if (y + 1 < r1) {
+      threshold_row(img, y + 1, m2);
+      pack_bits(m2 + 1, words, fg + (y + 1) * words);
+    } else {
+      clear_row(m2, w);
+    }
     uint32_t* Bc = B + (y / 2) * g.stride + 1;
     Bc[-1] = Bc[g.bw] = Bc[g.bw + 1] = 0;
     const uint32_t* Bp = (y > r0 ? Bc - g.stride : zero_row + 1);  // read only where m0 has pixels

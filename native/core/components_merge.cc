@@ -26,8 +26,8 @@ std::vector<int64_t> strip_rows(int64_t h, int& strips) {
 
 }  // namespace
 
-void label_image8(const Image& img, int64_t min_area, uint32_t* out_labels, bool zeroed, int strips,
-                  std::vector<Segment>& segments) {
+void label_image8(const Image& img, int64_t min_area, uint32_t* out_labels, int strips,
+                  SegmentList& segments) {
   const int64_t h = img.h, w = img.w;
   const BlockGrid g = block_grid(h, w);
   const std::vector<int64_t> rows = strip_rows(h, strips);
@@ -43,35 +43,30 @@ void label_image8(const Image& img, int64_t min_area, uint32_t* out_labels, bool
   auto B = raw_array<uint32_t>(g.rows * g.stride);
   const std::vector<uint32_t> zero_row(static_cast<size_t>(g.stride), 0u);
   std::vector<uint32_t> ends(static_cast<size_t>(2 * g.rows));  // strip k's block rows from rows[k] / 2
-  auto mbuf = raw_array<uint8_t>(3 * (w + kMaskPad) * strips);
+  const int64_t row_bytes = mask_row_bytes(w), words = mask_words(w);
+  auto mbuf = raw_array<uint8_t>(3 * row_bytes * strips);
+  auto fg = raw_array<uint64_t>(h * words);  // the foreground, packed by the first pass
 
   parallel_for(strips, strips, [&](int64_t b, int64_t e) {
     for (int64_t k = b; k < e; ++k)
       block_strip(img, g, rows[k], rows[k + 1], B.get(), zero_row.data(), P.get(), static_cast<uint32_t>(base[k]),
-                  ends.data() + rows[k], mbuf.get() + 3 * (w + kMaskPad) * k);
+                  ends.data() + rows[k], mbuf.get() + 3 * row_bytes * k, fg.get());
   });
 
   // Strip borders: the first block row of each strip against the last one of the strip above.
-  if (strips > 1) {
-    std::vector<uint8_t> up(static_cast<size_t>(w + kMaskPad)), cur(static_cast<size_t>(w + kMaskPad));
-    clear_row(up.data(), w);
-    clear_row(cur.data(), w);
-    for (int k = 1; k < strips; ++k) {
-      const int64_t y = rows[static_cast<size_t>(k)];
-      threshold_row(img, y - 1, up.data());
-      threshold_row(img, y, cur.data());
-      const uint8_t* m0 = up.data() + 1;
-      const uint8_t* m1 = cur.data() + 1;
-      uint32_t* Bc = B.get() + (y / 2) * g.stride + 1;
-      const uint32_t* Bp = Bc - g.stride;
-      for (int64_t bx = 0; bx < g.bw; ++bx) {
-        const int64_t x = 2 * bx;
-        const bool a = m1[x], b = m1[x + 1];
-        if (!(a | b)) continue;
-        if (a && m0[x - 1]) merge(P.get(), Bc[bx], Bp[bx - 1]);
-        if (m0[x] | m0[x + 1]) merge(P.get(), Bc[bx], Bp[bx]);
-        if (b && m0[x + 2]) merge(P.get(), Bc[bx], Bp[bx + 1]);
-      }
+  for (int k = 1; k < strips; ++k) {
+    const int64_t y = rows[static_cast<size_t>(k)];
+    const uint64_t* m0 = fg.get() + (y - 1) * words;
+    const uint64_t* m1 = fg.get() + y * words;
+    uint32_t* Bc = B.get() + (y / 2) * g.stride + 1;
+    const uint32_t* Bp = Bc - g.stride;
+    for (int64_t bx = 0; bx < g.bw; ++bx) {
+      const int64_t x = 2 * bx;
+      const bool a = bit_at(m1, x, w), b = bit_at(m1, x + 1, w);
+      if (!(a | b)) continue;
+      if (a && bit_at(m0, x - 1, w)) merge(P.get(), Bc[bx], Bp[bx - 1]);
+      if (bit_at(m0, x, w) | bit_at(m0, x + 1, w)) merge(P.get(), Bc[bx], Bp[bx]);
+      if (b && bit_at(m0, x + 2, w)) merge(P.get(), Bc[bx], Bp[bx + 1]);
     }
   }
 
@@ -86,12 +81,12 @@ void label_image8(const Image& img, int64_t min_area, uint32_t* out_labels, bool
       flatten_range(P.get(), first + g.cap, e[2 * j + 1], K);
     }
   }
-  finish_image(img, BlockLabels{B.get(), g.stride}, min_area, out_labels, zeroed, P.get(), K, bands, segments);
+  finish_image(img, BlockLabels{B.get(), g.stride, fg.get(), words}, min_area, out_labels, P.get(), K, bands, segments);
 }
 
-void label_image4(const Image& img, int64_t min_area, uint32_t* out_labels, int strips, std::vector<Segment>& segments) {
+void label_image4(const Image& img, int64_t min_area, uint32_t* out_labels, int strips, SegmentList& segments) {
   const int64_t h = img.h, w = img.w;
-  std::unique_ptr<uint32_t[]> scratch;
+  Buffer<uint32_t> scratch;
   uint32_t* L = out_labels;
   if (!L) {
     scratch = raw_array<uint32_t>(h * w);
@@ -104,10 +99,10 @@ void label_image4(const Image& img, int64_t min_area, uint32_t* out_labels, int 
   for (int k = 0; k < strips; ++k) base[k + 1] = base[k] + static_cast<uint32_t>(((rows[k + 1] - rows[k]) * w + 1) / 2);
   auto P = raw_array<uint32_t>(base[static_cast<size_t>(strips)]);
   P[0] = 0;
-  auto mbuf = raw_array<uint8_t>(2 * (w + kMaskPad) * strips);
+  auto mbuf = raw_array<uint8_t>(2 * mask_row_bytes(w) * strips);
   parallel_for(strips, strips, [&](int64_t b, int64_t e) {
     for (int64_t k = b; k < e; ++k)
-      next[k] = sauf4_strip(img, rows[k], rows[k + 1], L, P.get(), base[k], mbuf.get() + 2 * (w + kMaskPad) * k);
+      next[k] = sauf4_strip(img, rows[k], rows[k + 1], L, P.get(), base[k], mbuf.get() + 2 * mask_row_bytes(w) * k);
   });
   for (int k = 1; k < strips; ++k) {
     const int64_t y = rows[static_cast<size_t>(k)];
@@ -122,7 +117,7 @@ void label_image4(const Image& img, int64_t min_area, uint32_t* out_labels, int 
     bands[k] = Band{rows[k], rows[k + 1], K + 1, {}};
     flatten_range(P.get(), base[k], next[k], K);
   }
-  finish_image(img, PixelLabels{L, w}, min_area, out_labels, false, P.get(), K, bands, segments);
+  finish_image(img, PixelLabels{L, w}, min_area, out_labels, P.get(), K, bands, segments);
 }
 
 }  // namespace pgn

@@ -179,19 +179,6 @@ PGN_INLINE int count_trailing_zeros(uint64_t v) {
 #endif
 }
 
-// Packs 0/1 bytes nz[0 .. 64·words) into bits, 64 per word (bit i of word k = nz[64k + i]).
-PGN_INLINE void pack_bits(const uint8_t* nz, int64_t words, uint64_t* bits) {
-  for (int64_t k = 0; k < words; ++k) {
-    uint64_t word = 0;
-    for (int j = 0; j < 8; ++j) {
-      uint64_t v;  // eight 0/1 bytes: the multiply gathers byte i's low bit into bit 56 + i (little-endian)
-      std::memcpy(&v, nz + 64 * k + 8 * j, 8);
-      word |= ((v * 0x0102040810204080ull) >> 56) << (8 * j);
-    }
-    bits[k] = word;
-  }
-}
-
 // First x >= from with bit x == want, or w.
 PGN_INLINE int64_t next_bit(const uint64_t* bits, int64_t from, int64_t w, bool want) {
   const uint64_t flip = want ? 0 : ~uint64_t{0};
@@ -226,19 +213,25 @@ PGN_INLINE void fill_span(uint32_t* row, int64_t x, int64_t end, int64_t w, uint
   for (; x < end; ++x) row[x] = v;
 }
 
-// Per-row scratch of the second pass: the foreground bytes and bits of one row.
+// The foreground of one row of the second pass as bits: the source's packed row, or packed here.
 struct RowBits {
   int64_t w, words;
   std::vector<uint8_t> nzbuf;
-  std::vector<uint64_t> bits;
+  std::vector<uint64_t> own;
+  const uint64_t* bits = nullptr;
   explicit RowBits(int64_t w_)
-      : w(w_), words((w_ + 63) / 64), nzbuf(static_cast<size_t>(64 * words + kMaskPad), 0), bits(static_cast<size_t>(words)) {}
+      : w(w_), words(mask_words(w_)), nzbuf(static_cast<size_t>(mask_row_bytes(w_)), 0), own(static_cast<size_t>(words)) {}
   template <class Src>
-  void load(const Image& img, const Src& src, int64_t y) {
-    src.foreground(img, y, nzbuf.data() + 1);  // nz[−1] is padding: threshold_row writes from m + 1
-    pack_bits(nzbuf.data() + 1, words, bits.data());
+  void load(const Src& src, int64_t y) {
+    if constexpr (Src::kPacked) {
+      bits = src.packed_row(y);
+    } else {
+      src.foreground(y, nzbuf.data());
+      pack_bits(nzbuf.data(), words, own.data());
+      bits = own.data();
+    }
   }
-  int64_t next(int64_t from, bool want) const { return next_bit(bits.data(), from, w, want); }
+  int64_t next(int64_t from, bool want) const { return next_bit(bits, from, w, want); }
 };
 
 // The ids below band.lo met on the band's first row.
@@ -247,7 +240,7 @@ void collect_foreign(const Image& img, const Src& src, const uint32_t* map, Band
   band.foreign.clear();
   if (band.y0 >= band.y1 || band.lo <= 1) return;
   RowBits rb(img.w);
-  rb.load(img, src, band.y0);
+  rb.load(src, band.y0);
   for (int64_t x = rb.next(0, true); x < img.w; x = rb.next(rb.next(x, false), true)) {
     const uint32_t f = map[src.label(band.y0, x)];
     if (f < band.lo) band.foreign.push_back(f);
@@ -257,19 +250,20 @@ void collect_foreign(const Image& img, const Src& src, const uint32_t* map, Band
 }
 
 // Rows of one band: the final label map[provisional] of every run, written to L (if given) and
-// handed to the policy. Runs are found a 64-pixel word at a time on a bitmap of the row.
+// handed to the policy. Runs are found a 64-pixel word at a time on a bitmap of the row. Sources
+// that do not rewrite their labels in place write whole rows, the background too (L is not
+// zero-filled: a fresh output would cost the kernel's zeroing of every page, a reused one a clear).
 template <class Src, class Op>
-void relabel_band(const Image& img, const Src& src, uint32_t* L, bool clear, const uint32_t* map, const Band& band,
-                  Op& op) {
+void relabel_band(const Image& img, const Src& src, uint32_t* L, const uint32_t* map, const Band& band, Op& op) {
   const int64_t w = img.w;
   RowBits rb(w);
   for (int64_t y = band.y0; y < band.y1; ++y) {
     const float* s = img.scores + y * w;
     const int32_t* pred = img.prediction ? img.prediction + y * w : nullptr;
-    rb.load(img, src, y);
+    rb.load(src, y);
     uint32_t* row = L ? L + y * w : nullptr;
     int64_t x = rb.next(0, true);
-    if (row && clear) fill_span(row, 0, x, w, 0u);
+    if (row && !Src::kInPlace) fill_span(row, 0, x, w, 0u);
     while (x < w) {
       const int64_t end = rb.next(x, false);
       const uint32_t f = map[src.label(y, x)];
@@ -279,8 +273,7 @@ void relabel_band(const Image& img, const Src& src, uint32_t* L, bool clear, con
           fill_run(row, x, end, w, f);
         } else {
           fill_span(row, x, end, w, f);
-          // The background up to the next run; on a zeroed row only what the run spilled over.
-          fill_span(row, end, clear ? next : std::min(next, end + 8), w, 0u);
+          fill_span(row, end, next, w, 0u);  // the background up to the next run
         }
       }
       op.run(f, y, x, end, w, s, pred);
@@ -291,7 +284,7 @@ void relabel_band(const Image& img, const Src& src, uint32_t* L, bool clear, con
 
 // All bands (in parallel when more than one), then the side tables into the global records.
 template <class Src, class MakeOp>
-void relabel(const Image& img, const Src& src, uint32_t* L, bool clear, const uint32_t* map, std::vector<Band>& bands,
+void relabel(const Image& img, const Src& src, uint32_t* L, const uint32_t* map, std::vector<Band>& bands,
              const MakeOp& make_op) {
   const int64_t n = static_cast<int64_t>(bands.size());
   using Op = decltype(make_op(bands[0]));
@@ -299,7 +292,7 @@ void relabel(const Image& img, const Src& src, uint32_t* L, bool clear, const ui
   ops.reserve(bands.size());
   if (n == 1) {
     ops.push_back(make_op(bands[0]));
-    relabel_band(img, src, L, clear, map, bands[0], ops[0]);
+    relabel_band(img, src, L, map, bands[0], ops[0]);
     ops[0].flush();
     return;
   }
@@ -310,7 +303,7 @@ void relabel(const Image& img, const Src& src, uint32_t* L, bool clear, const ui
   for (Band& band : bands) ops.push_back(make_op(band));
   parallel_for(n, static_cast<int>(n), [&](int64_t b, int64_t e) {
     for (int64_t k = b; k < e; ++k)
-      relabel_band(img, src, L, clear, map, bands[static_cast<size_t>(k)], ops[static_cast<size_t>(k)]);
+      relabel_band(img, src, L, map, bands[static_cast<size_t>(k)], ops[static_cast<size_t>(k)]);
   });
   for (Op& op : ops) op.flush();
   for (Op& op : ops) op.merge_side();
@@ -347,14 +340,11 @@ std::vector<int32_t> majority_by_sort(const Image& img, const uint32_t* L, uint3
 }  // namespace
 
 template <class Src>
-void finish_image(const Image& img, const Src& src, int64_t min_area, uint32_t* L, bool L_zeroed, const uint32_t* map,
-                  uint32_t K, std::vector<Band>& bands, std::vector<Segment>& segments) {
-  // Sources that do not rewrite their labels in place write whole rows: the background must be
-  // cleared first, unless the caller's image is known to be zero already.
-  const bool clear = !Src::kInPlace && !L_zeroed;
+void finish_image(const Image& img, const Src& src, int64_t min_area, uint32_t* L, const uint32_t* map, uint32_t K,
+                  std::vector<Band>& bands, SegmentList& segments) {
   segments.assign(K, Segment{});
   if (K == 0) {
-    if (L && clear) std::memset(L, 0, static_cast<size_t>(img.h * img.w) * sizeof(uint32_t));
+    if (L && !Src::kInPlace) std::memset(L, 0, static_cast<size_t>(img.h * img.w) * sizeof(uint32_t));
     return;
   }
   bool dense = false;
@@ -374,7 +364,7 @@ void finish_image(const Image& img, const Src& src, int64_t min_area, uint32_t* 
   Segment* records = segments.data();
   if (dense) {
     std::vector<uint32_t> hist(static_cast<size_t>(K) * static_cast<size_t>(classes), 0u);
-    relabel(img, src, L, clear, map, bands, [&](const Band& b) {
+    relabel(img, src, L, map, bands, [&](const Band& b) {
       return BothStats<GeometryScoreStats, ClassHistogram>{GeometryScoreStats(records, b),
                                                            ClassHistogram(hist.data(), c_min, classes, b)};
     });
@@ -382,19 +372,18 @@ void finish_image(const Image& img, const Src& src, int64_t min_area, uint32_t* 
       segments[f - 1].majority_class = majority_of(hist.data() + static_cast<int64_t>(f - 1) * classes, c_min, classes);
   } else if (img.prediction) {
     // The sorting fallback reads final labels: into a scratch image when none was asked for.
-    std::unique_ptr<uint32_t[]> scratch;
+    Buffer<uint32_t> scratch;
     uint32_t* final_labels = L;
     if (!final_labels) {
       scratch = raw_array<uint32_t>(img.h * img.w);
       final_labels = scratch.get();
       src.copy_to(final_labels, img.h * img.w);  // in-place sources start from their provisional labels
     }
-    relabel(img, src, final_labels, clear || (!Src::kInPlace && final_labels != L), map, bands,
-            [&](const Band& b) { return GeometryScoreStats(records, b); });
+    relabel(img, src, final_labels, map, bands, [&](const Band& b) { return GeometryScoreStats(records, b); });
     const std::vector<int32_t> majority = majority_by_sort(img, final_labels, K);
     for (uint32_t f = 1; f <= K; ++f) segments[f - 1].majority_class = majority[f - 1];
   } else {
-    relabel(img, src, L, clear, map, bands, [&](const Band& b) { return GeometryScoreStats(records, b); });
+    relabel(img, src, L, map, bands, [&](const Band& b) { return GeometryScoreStats(records, b); });
   }
   if (min_area <= 1) return;  // every component has at least one pixel: nothing to drop
 
@@ -416,9 +405,9 @@ void finish_image(const Image& img, const Src& src, int64_t min_area, uint32_t* 
 }
 
 // The two label sources: pixel labels (SAUF, the grid's root labels) and block labels.
-template void finish_image<PixelLabels>(const Image&, const PixelLabels&, int64_t, uint32_t*, bool, const uint32_t*,
-                                        uint32_t, std::vector<Band>&, std::vector<Segment>&);
-template void finish_image<BlockLabels>(const Image&, const BlockLabels&, int64_t, uint32_t*, bool, const uint32_t*,
-                                        uint32_t, std::vector<Band>&, std::vector<Segment>&);
+template void finish_image<PixelLabels>(const Image&, const PixelLabels&, int64_t, uint32_t*, const uint32_t*,
+                                        uint32_t, std::vector<Band>&, SegmentList&);
+template void finish_image<BlockLabels>(const Image&, const BlockLabels&, int64_t, uint32_t*, const uint32_t*,
+                                        uint32_t, std::vector<Band>&, SegmentList&);
 
 }  // namespace pgn

@@ -114,8 +114,6 @@ export interface NativeAddon {
     source: number[];
     threads?: number;
   }): Promise<Float32Array>;
-  /** Bytes of large-output mappings waiting to be reused (native/binding/output_memory.cc). */
-  idleOutputBytes(): number;
   PixelMetricsAccumulator: new (options?: {
     mode?: 'exact' | 'binned';
     bins?: number;
