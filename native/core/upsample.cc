@@ -53,14 +53,14 @@ class RowCache {
   explicit RowCache(Fill fill) : fill_(std::move(fill)) {}
 
   // The row of `key`, after which `then` is fetched without evicting it.
-  std::pair<Row*, Row*> pair(int64_t key, int64_t then) {
-    Row* first = &row(key);
+  std::pair<const Row*, const Row*> pair(int64_t key, int64_t then) {
+    const Row* first = &row(key);
     last_ = first == &rows_[0] ? 0 : 1;
     return {first, &row(then)};
   }
 
  private:
-  Row& row(int64_t key) {
+  const Row& row(int64_t key) {
     for (int k = 0; k < 2; ++k)
       if (key_[k] == key) return rows_[k];
     const int k = last_ == 0 ? 1 : 0;  // replace the slot not used last
@@ -137,52 +137,32 @@ void clear_winners(const float* logits, int64_t classes, int64_t plane_stride, i
 // One source row as upsample_argmax needs it: per output column, the clear winner both horizontal
 // source pixels agree on (else -1), and the row's logits pixel-major (C per pixel), so that the
 // few output pixels needing all C interpolated logits read them contiguously instead of from C
-// planes whose equal offsets (a power-of-two plane size) fall into the same cache set. The logits
-// are transposed a block of kBlock source pixels at a time, and only blocks that a boundary pixel
-// reads: most of a row lies inside one class's region and never needs them.
-class ArgmaxRow {
- public:
-  void fill(const float* row_logits, int64_t classes, int64_t plane, int64_t in_w, const int32_t* winners,
-            const Axis& xs, int64_t out_w) {
-    agreed_.resize(out_w);
-    for (int64_t x = 0; x < out_w; ++x)
-      agreed_[x] = winners[xs.lo[x]] == winners[xs.hi[x]] ? winners[xs.lo[x]] : -1;
-    src_ = row_logits, classes_ = classes, plane_ = plane, in_w_ = in_w;
-    logits_.resize(in_w * classes);
-    ready_.assign((in_w + kBlock - 1) / kBlock, 0);
-  }
-
-  const int32_t* agreed() const { return agreed_.data(); }
-
-  // Source pixel x's C logits, contiguous.
-  const float* logits(int64_t x) {
-    const int64_t block = x / kBlock;
-    if (!ready_[block]) {
-      const int64_t x0 = block * kBlock, x1 = std::min(x0 + kBlock, in_w_);
-      for (int64_t c = 0; c < classes_; ++c)
-        for (int64_t i = x0; i < x1; ++i) logits_[i * classes_ + c] = src_[c * plane_ + i];
-      ready_[block] = 1;
-    }
-    return logits_.data() + x * classes_;
-  }
-
- private:
-  static constexpr int64_t kBlock = 64;  // source pixels per transposed block (its C·64 floats stay in L1)
-  std::vector<int32_t> agreed_;
-  std::vector<float> logits_;
-  std::vector<uint8_t> ready_;
-  const float* src_ = nullptr;
-  int64_t classes_ = 0, plane_ = 0, in_w_ = 0;
+// planes whose equal offsets (a power-of-two plane size) fall into the same cache set.
+struct ArgmaxRow {
+  std::vector<int32_t> agreed;
+  std::vector<float> logits;
 };
+
+void fill_argmax_row(const float* row_logits, int64_t classes, int64_t plane, int64_t in_w, const int32_t* winners,
+                     const Axis& xs, int64_t out_w, ArgmaxRow& row) {
+  row.agreed.resize(out_w);
+  for (int64_t x = 0; x < out_w; ++x)
+    row.agreed[x] = winners[xs.lo[x]] == winners[xs.hi[x]] ? winners[xs.lo[x]] : -1;
+  row.logits.resize(in_w * classes);
+  constexpr int64_t kBlock = 64;  // source pixels per transposed block (its C·64 floats stay in L1)
+  for (int64_t x0 = 0; x0 < in_w; x0 += kBlock)
+    for (int64_t c = 0; c < classes; ++c)
+      for (int64_t x = x0; x < std::min(x0 + kBlock, in_w); ++x) row.logits[x * classes + c] = row_logits[c * plane + x];
+}
 
 // The full computation for one output pixel: all C logits interpolated as upsample_bilinear does
 // (same expressions, same order, so the same bits), argmax with ties to the lowest class.
-int32_t full_argmax(ArgmaxRow& top, ArgmaxRow& bottom, int64_t classes, const Axis& xs, int64_t x, float wy,
+int32_t full_argmax(const ArgmaxRow& top, const ArgmaxRow& bottom, int64_t classes, const Axis& xs, int64_t x, float wy,
                     float* value) {
-  const float* tl = top.logits(xs.lo[x]);
-  const float* tr = top.logits(xs.hi[x]);
-  const float* bl = bottom.logits(xs.lo[x]);
-  const float* br = bottom.logits(xs.hi[x]);
+  const float* tl = top.logits.data() + xs.lo[x] * classes;
+  const float* tr = top.logits.data() + xs.hi[x] * classes;
+  const float* bl = bottom.logits.data() + xs.lo[x] * classes;
+  const float* br = bottom.logits.data() + xs.hi[x] * classes;
   const float wx = xs.weight[x];
   for (int64_t c = 0; c < classes; ++c) {
     const float t = (1.0f - wx) * tl[c] + wx * tr[c];
@@ -243,21 +223,18 @@ void upsample_argmax(const float* logits, int64_t batch, int64_t classes, int64_
     // key = n · in_h + r, which is also the row's index in winners.
     auto cache = row_cache<ArgmaxRow>([&](int64_t key, ArgmaxRow& row) {
       const int64_t n = key / in_h, r = key % in_h;
-      row.fill(logits + n * classes * plane + r * in_w, classes, plane, in_w, winners.get() + key * in_w, xs, out_w);
+      fill_argmax_row(logits + n * classes * plane + r * in_w, classes, plane, in_w, winners.get() + key * in_w, xs,
+                      out_w, row);
     });
     std::vector<float> value(static_cast<size_t>(classes));
     for (int64_t row = begin; row < end; ++row) {
       const int64_t n = row / out_h, y = row % out_h;
       const auto [top, bottom] = cache.pair(n * in_h + ys.lo[y], n * in_h + ys.hi[y]);
       int32_t* dst = out + row * out_w;
-      // Where the rows above and below agree on a clear winner, it is the pixel's class (a select
-      // that vectorizes); -1 marks the others (no clear winner, or a disagreement) for the full
-      // computation.
-      const int32_t* t = top->agreed();
-      const int32_t* b = bottom->agreed();
-      for (int64_t x = 0; x < out_w; ++x) dst[x] = t[x] == b[x] ? t[x] : -1;
-      for (int64_t x = 0; x < out_w; ++x)
-        if (dst[x] < 0) dst[x] = full_argmax(*top, *bottom, classes, xs, x, ys.weight[y], value.data());
+      for (int64_t x = 0; x < out_w; ++x) {
+        const int32_t t = top->agreed[x];
+        dst[x] = t >= 0 && t == bottom->agreed[x] ? t : full_argmax(*top, *bottom, classes, xs, x, ys.weight[y], value.data());
+      }
     }
   });
 }
