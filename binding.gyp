@@ -11,6 +11,7 @@
         "native/core/cpu_isa.cc",
         "native/core/huge_pages.cc",
         "native/core/instance_metrics.cc",
+        "native/core/map_summary.cc",
         "native/core/normalize.cc",
         "native/core/parallel.cc",
         "native/core/pixel_metrics.cc",
@@ -28,8 +29,10 @@
         "native/binding/metrics_binding.cc",
         "native/binding/normalize_binding.cc",
         "native/binding/pinned_memory.cc",
+        "native/binding/release_binding.cc",
         "native/binding/scores_binding.cc",
         "native/binding/second_layer_binding.cc",
+        "native/binding/summary_binding.cc",
         "native/binding/upsample_binding.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

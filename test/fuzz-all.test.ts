@@ -1,6 +1,6 @@
 /**
  * Seeded fuzzing of every entry point of the native addon (src/addon/index.ts): scores, secondLayerScores,
- * upsample, upsampleArgmax, normalizeImages, components, componentsGridEmulation, the PixelMetrics and InstanceMetrics
+ * upsample, upsampleArgmax, normalizeImages, components, componentsGridEmulation, summarizeMaps, release, the PixelMetrics and InstanceMetrics
  * accumulators (constructor, add, finish, getters, misuse), cudaDeviceCount.
  *
  * Each call is a valid call with small random shapes and random values (NaN, ±Inf, ±0, huge,
@@ -311,9 +311,36 @@ const entryPoints: EntryPoint[] = [
     },
   },
   {
+    name: 'summarizeMaps',
+    call(r) {
+      const args = mutate(r, { maps: Array.from({ length: int(r, 0, 3) }, () => floats(r, int(r, 1, 50), 0.2)), threads: int(r, 0, 3) }, []);
+      return {
+        run: () => native.summarizeMaps(args as never),
+        check: (o) => {
+          expect(o).toHaveLength((args.maps as unknown[]).length);
+          for (const s of o as { min: number; max: number; mean: number }[]) expect(typeof s.min === 'number' && typeof s.max === 'number' && typeof s.mean === 'number').toBe(true);
+        },
+      };
+    },
+  },
+  {
+    name: 'release',
+    call(r) {
+      const whole = () => pick(r, [() => floats(r, int(r, 1, 20)), () => new Int32Array(int(r, 0, 9)), () => new Uint8Array(int(r, 0, 9))])();
+      const list = Array.from({ length: int(r, 0, 3) }, () => (r() < 0.8 ? whole() : randomValue(r)));
+      const arrays = r() < 0.85 ? list : randomValue(r);
+      return {
+        run: () => native.release(arrays as never),
+        check: () => {
+          for (const a of arrays as ArrayBufferView[]) expect(a.byteLength).toBe(0); // accepted: every array now empty
+        },
+      };
+    },
+  },
+  {
     name: 'random arguments',
     call(r) {
-      const fns = [native.scores, native.secondLayerScores, native.upsample, native.upsampleArgmax, native.normalizeImages, native.components, native.componentsGridEmulation, native.cudaDeviceCount] as unknown as ((...a: unknown[]) => unknown)[];
+      const fns = [native.scores, native.secondLayerScores, native.upsample, native.upsampleArgmax, native.normalizeImages, native.components, native.componentsGridEmulation, native.cudaDeviceCount, native.summarizeMaps, native.release] as unknown as ((...a: unknown[]) => unknown)[];
       const fn = pick(r, fns);
       const args = Array.from({ length: int(r, 0, 3) }, () => randomValue(r));
       return { run: () => fn(...args) };

@@ -11,7 +11,8 @@ import readline from 'node:readline';
 import sharp from 'sharp';
 import { parseNpy } from '../src/common/npy';
 import { Scorer } from '../src/run/scorer';
-import { mapSummary } from '../src/run/summary';
+import { summarizeMaps } from '../src/scoring/summary';
+import { overlayPng, robustRange } from '../src/image/segment-images';
 import { writeSlowModel } from './helpers/slow-model';
 
 const cli = path.join(__dirname, '..', 'dist', 'cli', 'index.js');
@@ -76,7 +77,7 @@ describe('pgn serve, demo model', () => {
         const body = (await res.json()) as Record<string, unknown>;
         const local = await scorer.score(image);
         expect(body).toMatchObject({ width: local.width, height: local.height, batchSize: 1 });
-        expect(body.scores).toEqual({ [local.maps[0]!.name]: mapSummary(local.maps[0]!.data) });
+        expect(body.scores).toEqual({ [local.maps[0]!.name]: (await summarizeMaps([local.maps[0]!.data]))[0] });
         expect(body.segments).toEqual(JSON.parse(JSON.stringify(local.segments)));
         expect(Object.keys(body.timings as object).sort()).toEqual(Object.keys(local.timings).sort());
       }
@@ -90,6 +91,19 @@ describe('pgn serve, demo model', () => {
       expect(await sharp(Buffer.from(await overlay.arrayBuffer())).metadata()).toMatchObject({ width: 320, height: 200, format: 'png' });
       const none = (await (await post(`${server.url}/v1/score?threshold=1e9&minArea=0`, png)).json()) as { segments: unknown[] };
       expect(none.segments).toEqual([]); // the query's threshold, not the server's
+      // The server's own segments outlined on an overlay: its scorer makes no label image, so the
+      // overlay asks for one under the server's settings (min area 100 included): the API's bytes.
+      const local = await scorer.score(png);
+      expect(local.segments!.length).toBeGreaterThan(0);
+      const dims: [number, number, number] = [1, 200, 320];
+      const drawn = await overlayPng(png, { data: local.maps[0]!.data, dims }, { data: local.segmentLabels!, dims }, { range: robustRange(local.maps[0]!.data) });
+      const own = await post(`${server.url}/v1/score?output=overlay`, png);
+      expect(Buffer.from(await own.arrayBuffer()).equals(drawn)).toBe(true);
+      // A query that names only a threshold keeps the server's min area.
+      const lower = (await (await post(`${server.url}/v1/score?threshold=700`, png)).json()) as { segments: unknown[] };
+      const expected = await scorer.segmentsOf(local, { threshold: 700, minArea: 100 });
+      expect(lower.segments).toEqual(JSON.parse(JSON.stringify(expected.segments)));
+      expect((await scorer.segmentsOf(local, { threshold: 700, minArea: 0 })).segments.length).toBeGreaterThan(expected.segments.length);
     } finally {
       await scorer.dispose();
     }

@@ -7,8 +7,10 @@ void register_backends(Napi::Env env, Napi::Object exports);
 void register_components(Napi::Env env, Napi::Object exports);
 void register_metrics(Napi::Env env, Napi::Object exports);
 void register_normalize(Napi::Env env, Napi::Object exports);
+void register_release(Napi::Env env, Napi::Object exports);
 void register_scores(Napi::Env env, Napi::Object exports);
 void register_second_layer(Napi::Env env, Napi::Object exports);
+void register_summary(Napi::Env env, Napi::Object exports);
 void register_upsample(Napi::Env env, Napi::Object exports);
 }  // namespace pgn::binding
 
@@ -18,8 +20,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   pgn::binding::register_components(env, exports);
   pgn::binding::register_metrics(env, exports);
   pgn::binding::register_normalize(env, exports);
+  pgn::binding::register_release(env, exports);
   pgn::binding::register_scores(env, exports);
   pgn::binding::register_second_layer(env, exports);
+  pgn::binding::register_summary(env, exports);
   pgn::binding::register_upsample(env, exports);
   return exports;
 }

@@ -114,6 +114,10 @@ export interface NativeAddon {
     source: number[];
     threads?: number;
   }): Promise<Float32Array>;
+  /** min, max and mean (float64, in index order) of each map (native/binding/summary_binding.cc). */
+  summarizeMaps(options: { maps: Float32Array[]; threads?: number }): Promise<{ min: number; max: number; mean: number }[]>;
+  /** Detaches each array's buffer, freeing its memory now (native/binding/release_binding.cc); each must be its buffer's only view. */
+  release(arrays: ArrayBufferView[]): void;
   PixelMetricsAccumulator: new (options?: {
     mode?: 'exact' | 'binned';
     bins?: number;
@@ -165,6 +169,17 @@ function requireAddon(choice: AddonChoice): { addon: NativeAddon; choice: AddonC
 export function loadAddon(): { addon: NativeAddon; choice: AddonChoice } {
   loaded ??= requireAddon(chooseAddon(addonFacts(path.join(__dirname, '..', '..'))));
   return loaded;
+}
+
+/**
+ * Frees the memory of arrays that nothing reads any more now, not at the garbage collection that
+ * would find them (native/binding/release_binding.cc says why that matters under load). Arrays that
+ * share their buffer (views of part of it) are left to the collector; the others read as empty after.
+ */
+export function releaseArrays(arrays: readonly (ArrayBufferView | null | undefined)[]): void {
+  const whole = (a: ArrayBufferView | null | undefined): a is ArrayBufferView =>
+    !!a && a.buffer instanceof ArrayBuffer && a.byteOffset === 0 && a.byteLength === a.buffer.byteLength;
+  native.release(arrays.filter(whole));
 }
 
 export const native: NativeAddon = new Proxy({} as NativeAddon, {

@@ -10,7 +10,7 @@ import { writeNpy } from '../common/npy';
 import { writePredictionPng } from '../image/render';
 import { robustRange, writeLabelPng, writeOverlayPng } from '../image/segment-images';
 import { ImageResult, StageTimings } from '../run/scorer';
-import { mapSummary, MapSummary } from '../run/summary';
+import { MapSummary, summarizeMaps } from '../scoring/summary';
 import { Segment } from '../scoring/segments';
 
 /** Which files to write per image, into `dir`. */
@@ -76,7 +76,8 @@ export async function inputIdentity(file: string): Promise<InputIdentity | undef
 /** The record of a scored image (its outputs written first). */
 export async function resultRecord(result: ImageResult, stem: string, opts: OutputOptions, colors: [number, number, number][]): Promise<ScoreRecord> {
   const outputs = await writeOutputs(result, stem, opts, colors);
-  const scores = Object.fromEntries(result.maps.map((m) => [m.name, mapSummary(m.data)]));
+  const summaries = await summarizeMaps(result.maps.map((m) => m.data));
+  const scores = Object.fromEntries(result.maps.map((m, k) => [m.name, summaries[k]]));
   return { file: result.source, width: result.width, height: result.height, scores, segments: result.segments, outputs, timings: result.timings };
 }
 

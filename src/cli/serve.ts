@@ -59,8 +59,12 @@ export function serveCommand(): Command {
 }
 
 async function serve(opts: ServeCommandOptions): Promise<void> {
+  const options = await scorerOptions(opts, 'pgn serve');
+  // Only an overlay draws the segments' label image, and it asks for one (the prediction stays: a
+  // request's own threshold segments again, and the segments' classes come from it).
   const scorer = await Scorer.create({
-    ...(await scorerOptions(opts, 'pgn serve')),
+    ...options,
+    segments: options.segments && { ...options.segments, labels: false },
     maxInFlight: opts.maxInFlight,
     maxQueue: opts.maxQueue,
     maxBatch: opts.maxBatch,

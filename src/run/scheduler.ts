@@ -7,6 +7,7 @@
  * fill (Triton's dynamic batcher, TorchServe's batchSize / maxBatchDelay). One batch runs at a time.
  */
 import { performance } from 'node:perf_hooks';
+import { releaseArrays } from '../addon';
 import { OverloadedError } from '../common/errors';
 import type { DecodedImage } from '../image/preprocess';
 
@@ -171,6 +172,7 @@ export class Scheduler<I, R> {
     } catch (err) {
       for (const b of batch) b.job.reject(err);
     }
+    releaseArrays(batch.map((b) => b.image.data)); // decoded pixels are the scheduler's own: nothing reads them after
     this.running = false;
     this.release(batch.length);
     this.pump();

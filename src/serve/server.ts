@@ -5,12 +5,13 @@
  * `{ error: { code, message } }` with a fitting status: the process never goes down for a request.
  */
 import Fastify, { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { releaseArrays } from '../addon';
 import { encodeNpy } from '../common/npy';
 import { ImageError, OverloadedError, PgnError } from '../common/errors';
 import { overlayPng, robustRange } from '../image/segment-images';
 import type { ImageResult, Scorer } from '../run/scorer';
-import { mapSummary } from '../run/summary';
 import { scoreLabel } from '../scoring/scores';
+import { summarizeMaps } from '../scoring/summary';
 import { ServerMetrics } from './metrics';
 import { openApiDocument } from './openapi';
 
@@ -71,9 +72,13 @@ function parseQuery(req: FastifyRequest, served: string[]): ScoreQuery {
   return { scores, threshold: parseNumberParam('threshold', q.threshold, false), minArea: parseNumberParam('minArea', q.minArea, true), output };
 }
 
-/** The result's segments: the scorer's own, or under the query's score, threshold and min area. */
+/**
+ * The result's segments: the scorer's own, or under the query's score, threshold and min area; an
+ * overlay needs their label image, which a scorer without segments.labels did not make.
+ */
 async function segmentsFor(scorer: Scorer, result: ImageResult, q: ScoreQuery) {
-  if (q.threshold === undefined && q.minArea === undefined && q.scores === null) return { segments: result.segments, labels: result.segmentLabels };
+  const own = q.threshold === undefined && q.minArea === undefined && q.scores === null;
+  if (own && (q.output !== 'overlay' || !result.segments || result.segmentLabels)) return { segments: result.segments, labels: result.segmentLabels };
   try {
     const found = await scorer.segmentsOf(result, { score: q.scores?.[0], threshold: q.threshold, minArea: q.minArea });
     return { segments: found.segments, labels: found.segmentLabels };
@@ -93,18 +98,27 @@ async function scoreRoute(scorer: Scorer, metrics: ServerMetrics, options: Serve
   reply.raw.on('close', () => gone.abort());
   const result = await scorer.score(body, { signal: gone.signal, timeoutMs: options.timeoutMs });
   metrics.scored(result);
-  const wanted = q.scores ?? served;
-  const maps = result.maps.filter((m) => wanted.includes(scoreLabel(m.spec)));
-  maps.sort((a, b) => wanted.indexOf(scoreLabel(a.spec)) - wanted.indexOf(scoreLabel(b.spec)));
-  const { segments, labels } = await segmentsFor(scorer, result, q);
-  if (q.output === 'npy') return reply.type(OUTPUT_TYPES.npy).send(encodeNpy(maps[0]!.data, [result.height, result.width]));
-  if (q.output === 'overlay') {
-    const dims: [number, number, number] = [1, result.height, result.width];
-    const png = await overlayPng(body, { data: maps[0]!.data, dims }, labels ? { data: labels, dims } : null, { range: robustRange(maps[0]!.data) });
-    return reply.type(OUTPUT_TYPES.overlay).send(png);
+  let labels: Uint32Array | undefined;
+  try {
+    const wanted = q.scores ?? served;
+    const maps = result.maps.filter((m) => wanted.includes(scoreLabel(m.spec)));
+    maps.sort((a, b) => wanted.indexOf(scoreLabel(a.spec)) - wanted.indexOf(scoreLabel(b.spec)));
+    const found = await segmentsFor(scorer, result, q);
+    labels = found.labels;
+    if (q.output === 'npy') return reply.type(OUTPUT_TYPES.npy).send(encodeNpy(maps[0]!.data, [result.height, result.width]));
+    if (q.output === 'overlay') {
+      const dims: [number, number, number] = [1, result.height, result.width];
+      const png = await overlayPng(body, { data: maps[0]!.data, dims }, labels ? { data: labels, dims } : null, { range: robustRange(maps[0]!.data) });
+      return reply.type(OUTPUT_TYPES.overlay).send(png);
+    }
+    const summaries = await summarizeMaps(maps.map((m) => m.data));
+    const scores = Object.fromEntries(maps.map((m, k) => [m.name, summaries[k]]));
+    return { width: result.width, height: result.height, scores, segments: found.segments, batchSize: result.batchSize, timings: result.timings };
+  } finally {
+    // Every reply above holds copies or summaries: the image-sized arrays go back now (Scorer.release).
+    scorer.release(result);
+    releaseArrays([labels]);
   }
-  const scores = Object.fromEntries(maps.map((m) => [m.name, mapSummary(m.data)]));
-  return { width: result.width, height: result.height, scores, segments, batchSize: result.batchSize, timings: result.timings };
 }
 
 /** Status, stable code and headers for any error a request ends with. */
