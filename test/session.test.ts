@@ -1,6 +1,6 @@
 import { buildSegModel, conv1x1, maxAbsDiff, random, SegModelOptions } from './helpers/onnx-builder';
 import * as ort from 'onnxruntime-node';
-import { promises as fs } from 'fs';
+import { promises as fs, readdirSync, readFileSync } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { BackendError, ModelCardError, ModelError } from '../src/common/errors';
@@ -95,6 +95,31 @@ describe('ModelSession', () => {
     } finally {
       await session.dispose();
     }
+  });
+
+  // Linux reports each thread's nice level in /proc/self/task/*/stat (field 19).
+  const nicer = (): number => {
+    const base = os.getPriority(0);
+    return readdirSync('/proc/self/task').filter((tid) => {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]) > base;
+    }).length;
+  };
+  const linux = process.platform === 'linux' && os.getPriority(0) < 19;
+  (linux ? test : test.skip)('ONNX Runtime runs one thread per available core by default, all of them at a lower priority than the event loop', async () => {
+    await writeModel({ dynamic: true });
+    const before = nicer();
+    const byDefault = await ModelSession.create(dir);
+    try {
+      // The inference thread and the intra-op pool it creates (which inherits its priority).
+      expect(nicer() - before).toBe(Math.min(os.availableParallelism(), 64));
+      const one = await ModelSession.create(dir, { intraOpThreads: 1 });
+      expect(nicer() - before).toBe(Math.min(os.availableParallelism(), 64) + 1);
+      await one.dispose();
+    } finally {
+      await byDefault.dispose();
+    }
+    expect(nicer()).toBe(before);
   });
 
   test('CUDA requested without the CUDA provider installed → BackendError', async () => {

@@ -25,7 +25,11 @@ export const MAX_INTRA_OP_THREADS = Math.max(64, 4 * availableParallelism());
 export interface SessionOptions {
   /** Default: CUDA when onnxruntime-node has its CUDA provider installed, else CPU. */
   executionProviders?: ExecutionProvider[];
-  /** 1 to MAX_INTRA_OP_THREADS. Default: ONNX Runtime's (one per physical core). */
+  /**
+   * 1 to MAX_INTRA_OP_THREADS. Default: the cores this process may run on (os.availableParallelism).
+   * ONNX Runtime's own default (one per physical core, by its detection) ran a single thread on our
+   * 2-core VM: ESPNetv2 at 2 MP took 351-419 ms per image, 219 ms with 2 threads.
+   */
   intraOpThreads?: number;
   /**
    * Also fetch the input x of the second-to-last conv (pgn2-* scores); the model must end in
@@ -80,7 +84,7 @@ async function createSession(bytes: Uint8Array, providers: ExecutionProvider[], 
   // analyzeModel has checked that every location stays inside it).
   const session = { intra_op: { allow_spinning: '0' }, model_external_initializers_file_folder_path: path.dirname(source) };
   const options: ort.InferenceSession.SessionOptions = { executionProviders: providers, extra: { session } };
-  if (threads !== undefined) options.intraOpNumThreads = threads;
+  options.intraOpNumThreads = threads ?? Math.min(availableParallelism(), MAX_INTRA_OP_THREADS);
   // ONNX Runtime 1.30's telemetry, on by default on Linux, runs a recursive std::regex over
   // /proc/self/cmdline at the first session: ~25 KB of arguments (`pgn score photos/*.jpg`)
   // overflow the stack and the process dies of SIGSEGV. Off, unless the caller chose otherwise.
@@ -231,12 +235,13 @@ export class ModelSession {
     let inferenceMs: number;
     try {
       const feed = inputTensor(input, dims, this.analysis.input.elemType);
-      const ran = await this.thread.run({ [name]: feed }, [logitsTensor, ...featureTensors, ...(x ? [x] : [])]);
+      // x may be the model's input itself: float32 as fed comes back (a float16 model is fed a
+      // converted copy, and the caller's array stays in place)
+      const back = secondLayer?.inputIsModelInput === true && feed.type === 'float32';
+      const ran = await this.thread.run({ [name]: feed }, [logitsTensor, ...featureTensors, ...(x ? [x] : [])], back);
       out = ran.result;
       inferenceMs = ran.ms;
-      // x may be the model's input itself: float32 as fed (a float16 model is fed a converted copy,
-      // and the caller's array stays in place)
-      fed = feed.type === 'float32' ? (ran.feeds[name]!.data as Float32Array) : input;
+      fed = back ? (ran.feeds![name]!.data as Float32Array) : input;
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       throw new ModelError(`${this.modelPath}: inference failed for input [${dims.join(',')}] (${reason})`, { cause: err });
