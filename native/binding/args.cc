@@ -135,8 +135,10 @@ struct TypedArrayConstructors {
 
 // Outputs of 2 MiB and more (a 2 MP map is 8 MiB) get a mapping of their own advised for
 // transparent huge pages, new or reused (core/huge_pages.h: fresh 4 KiB pages cost 10-40 ms per
-// 8 MiB on the shared VM). V8 is told about the memory (AdjustExternalMemory), so that garbage
-// collection keeps up with it; the finalizer frees it for reuse.
+// 8 MiB on the shared VM). V8 counts the memory of every ArrayBuffer, external ones included, as
+// external memory (its ArrayBufferSweeper), so garbage collection keeps up with it without a word
+// from us (telling it again, as this did, counted every output twice and doubled the full
+// collections under load); the finalizer frees the mapping for reuse.
 struct Mapping {
   void* data;
   size_t bytes;
@@ -158,13 +160,11 @@ Napi::ArrayBuffer mapped_buffer(Napi::Env env, size_t count, size_t element_byte
   try {
     Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(
         env, data, bytes,
-        [](Napi::Env env, void*, Mapping* m) {
+        [](Napi::Env, void*, Mapping* m) {
           free_buffer(m->data, m->bytes);
-          Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(m->bytes));
           delete m;
         },
         mapping);
-    Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(bytes));
     return buffer;
   } catch (const Napi::Error& e) {
     free_buffer(data, bytes);

@@ -57,19 +57,20 @@ async function handle(m) {
       result[name] = { type: t.type, data: t.data, dims: t.dims };
       if (!transfer.includes(t.data.buffer)) transfer.push(t.data.buffer);
     }
-    // The feeds come back too (a fetched tensor may be the model's input itself).
-    for (const t of Object.values(m.feeds)) if (!transfer.includes(t.data.buffer)) transfer.push(t.data.buffer);
-    parentPort.postMessage({ id: m.id, result, feeds: m.feeds, ms }, transfer);
+    // The feeds come back when asked (a fetched tensor may be the model's input itself); else they
+    // are this thread's garbage, collected here rather than by the main thread's collector.
+    if (m.returnFeeds) for (const t of Object.values(m.feeds)) if (!transfer.includes(t.data.buffer)) transfer.push(t.data.buffer);
+    parentPort.postMessage({ id: m.id, result, feeds: m.returnFeeds ? m.feeds : null, ms }, transfer);
   } catch (err) {
     parentPort.postMessage({ id: m.id, error: message(err) });
   }
 }
 `;
 
-/** A run's outputs, its feeds back, and how long ONNX Runtime ran it (ms, on the thread: no queueing). */
+/** A run's outputs, its feeds back (when asked for), and how long ONNX Runtime ran it (ms, on the thread: no queueing). */
 export interface ThreadRun {
   result: Record<string, ThreadTensor>;
-  feeds: Record<string, ThreadTensor>;
+  feeds: Record<string, ThreadTensor> | null;
   ms: number;
 }
 
@@ -144,15 +145,15 @@ export class InferenceThread {
     });
   }
 
-  /** Runs one inference; the feeds' buffers are transferred to the worker and come back with the result. */
-  run(feeds: Record<string, ThreadTensor>, fetches: string[]): Promise<ThreadRun> {
+  /** Runs one inference; the feeds' buffers are transferred to the worker, and come back with the result if `returnFeeds`. */
+  run(feeds: Record<string, ThreadTensor>, fetches: string[], returnFeeds = false): Promise<ThreadRun> {
     if (this.gone) return Promise.reject(this.gone);
     const id = this.nextId++;
     const transfer = [...new Set(Object.values(feeds).map((t) => (t.data as Float32Array).buffer as ArrayBuffer))];
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       if (this.pending.size === 1) this.worker.ref(); // work in flight keeps the process alive
-      this.worker.postMessage({ id, feeds, fetches }, transfer);
+      this.worker.postMessage({ id, feeds, fetches, returnFeeds }, transfer);
     });
   }
 

@@ -115,9 +115,10 @@ async function scoreRoute(scorer: Scorer, metrics: ServerMetrics, options: Serve
     const scores = Object.fromEntries(maps.map((m, k) => [m.name, summaries[k]]));
     return { width: result.width, height: result.height, scores, segments: found.segments, batchSize: result.batchSize, timings: result.timings };
   } finally {
-    // Every reply above holds copies or summaries: the image-sized arrays go back now (Scorer.release).
+    // Every reply above holds copies or summaries: the image-sized arrays and the body go back now
+    // (Scorer.release), not at the collections they would otherwise force.
     scorer.release(result);
-    releaseArrays([labels]);
+    releaseArrays([labels, body]);
   }
 }
 
