@@ -121,6 +121,7 @@ async function oneAfterAnother(scorer: Scorer, images: Buffer[], opts: BenchOpti
     if (measured === 0) measured = start;
     totals.push((performance.now() - start) / batch.length);
     samples.push(results[0].timings);
+    for (const r of results) scorer.release(r); // as a server or pgn score does with a result it is done with
   }
   return { samples, totals, elapsed: performance.now() - measured };
 }
@@ -135,6 +136,7 @@ async function streamed(scorer: Scorer, images: Buffer[], opts: BenchOptions, pr
   let measured = 0;
   for await (const item of scoreStream(scorer, inputs, { batchSize: opts.batch, prefetch })) {
     if (item.error) throw item.error;
+    scorer.release(item.result); // its timings are all that is read
     if (item.index % opts.batch !== opts.batch - 1) continue; // one sample per batch, at its last result
     const now = performance.now();
     if (item.index >= opts.warmup * opts.batch) {

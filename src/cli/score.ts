@@ -112,6 +112,7 @@ async function scoreAll(files: string[], stems: Map<string, string>, output: Out
       try {
         if (item.error) throw item.error;
         record = await resultRecord(item.result, stems.get(item.source)!, output, colors);
+        scorer.release(item.result); // its outputs are written: the maps go back now
       } catch (err) {
         failed++;
         record = errorRecord(item.source, err);

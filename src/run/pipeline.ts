@@ -5,6 +5,7 @@
  * takes results, so memory stays flat however many images come (back-pressure).
  */
 import { performance } from 'node:perf_hooks';
+import { releaseArrays } from '../addon';
 import { ImageError, PgnError } from '../common/errors';
 import { DecodedImage } from '../image/preprocess';
 import { ImageInput, ImageResult, Scorer, ScorerOptions, sourceName } from './scorer';
@@ -105,7 +106,8 @@ export async function* scoreStream(scorer: Scorer, inputs: Iterable<ImageInput> 
     const batch = failed < 0 ? taken : taken.slice(0, failed);
     const decoded = batch.map((_, k) => (settled[k] as PromiseFulfilledResult<Awaited<Pending['decoded']>>).value);
     const images = decoded.flatMap((d) => (d instanceof PgnError ? [] : [d.image]));
-    const results = scoreEach(scorer, images);
+    // The decoded pixels are the stream's own: freed once scored, not left to the collector.
+    const results = scoreEach(scorer, images).finally(() => releaseArrays(images.map((i) => i.data)));
     results.catch(() => undefined); // awaited in emit, or in the clean-up
     return { batch, decoded, results, ...(failed >= 0 ? { mistake: (settled[failed] as PromiseRejectedResult).reason } : {}) };
   };

@@ -204,7 +204,12 @@ export class Scorer {
     const t0 = performance.now();
     const images = await Promise.all(inputs.map((input) => this.decode(input)));
     const decode = (performance.now() - t0) / inputs.length;
-    const results = await this.scoreDecoded(images);
+    let results: ImageResult[];
+    try {
+      results = await this.scoreDecoded(images);
+    } finally {
+      releaseArrays(images.map((i) => i.data)); // decoded here, read by nothing after
+    }
     return results.map((r, i) => ({ ...r, source: sourceName(inputs[i]!), timings: { ...r.timings, decode } }));
   }
 

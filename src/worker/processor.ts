@@ -62,7 +62,9 @@ export async function createProcessor(options: ScorerOptions = {}): Promise<Scor
         const outputs = job.data.outputs ?? {};
         const stem = outputs.stem ?? String(job.id);
         if (path.isAbsolute(stem) || stem.split(/[\\/]/).includes('..')) throw new RangeError(`job data: outputs.stem must stay inside outputs.dir, got "${stem}"`);
-        return await resultRecord(result, stem, outputs, colors);
+        const record = await resultRecord(result, stem, outputs, colors);
+        scorer.release(result); // written and summarized: the maps go back now
+        return record;
       } catch (err) {
         fail(err);
       }
