@@ -25,8 +25,11 @@ function percentiles(values) {
   return { p50: at(0.5), p95: at(0.95), p99: at(0.99), max: s[s.length - 1] ?? NaN };
 }
 
+/** Peak RSS of `pgn serve`'s server: the launched process's child (src/cli/serve.ts starts the server again under a heap flag). */
 function peakRss(pid) {
-  return Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
+  const children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+  const server = children.length === 1 ? children[0] : pid;
+  return Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${server}/status`, 'utf8'))[1]) / 1024;
 }
 
 async function startServer(model, extra) {

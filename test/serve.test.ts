@@ -197,4 +197,28 @@ describe('pgn serve, a slow model (about 0.3 s per image)', () => {
     expect(await server.exit).toBe(0);
     await expect(fetch(`${server.url}/healthz`)).rejects.toThrow();
   });
+
+  (process.platform === 'linux' ? test : test.skip)('the server runs in a process of its own under --initial-old-space-size; SIGKILL of the launching process stops it', async () => {
+    const server = await start(['--model', slow, '--intra-op-threads', '1']);
+    const children = fs.readFileSync(`/proc/${server.child.pid}/task/${server.child.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+    expect(children).toHaveLength(1);
+    const pid = children[0]!;
+    const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    expect(argv).toContain('--initial-old-space-size=128');
+    expect(argv).toContain('serve');
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+    server.child.kill('SIGKILL');
+    const gone = async () => {
+      try {
+        process.kill(pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    };
+    const deadline = Date.now() + 20000;
+    while (!(await gone()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(await gone()).toBe(true);
+    await expect(fetch(`${server.url}/healthz`)).rejects.toThrow();
+  });
 });

@@ -3,6 +3,8 @@
  * model is loaded and the port bound; on SIGTERM or SIGINT it stops accepting, finishes the
  * requests in flight, releases the model and exits 0 (a second signal exits at once, 1).
  */
+import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { Scorer } from '../run/scorer';
 import { DEFAULT_P } from '../scoring/scores';
@@ -58,7 +60,42 @@ export function serveCommand(): Command {
     .action((opts: ServeCommandOptions) => serve(opts));
 }
 
+/**
+ * V8 takes the old generation's first allocation limit from --initial-old-space-size, and only at
+ * startup: NODE_OPTIONS refuses the flag and v8.setFlagsFromString comes too late. Under the
+ * default, a server scoring 2 MP images ran a full collection for nearly every image (each image in
+ * flight holds 30-40 MB of ArrayBuffers), every one a pause of the event loop; under 128 MB, ESPNetv2
+ * at concurrency 8 ran 19 instead of 71 for 65 images, /healthz p99 went from 20-22 to 14-15 ms and
+ * the demo model's from 30 to 17 (docs/serving.md). So `pgn serve` starts itself again under that
+ * flag, unless it was given. This process then only relays SIGTERM and SIGINT and the exit status;
+ * the server is in a process group of its own (a terminal's Ctrl-C reaches it once, through here)
+ * and stops as on SIGTERM when this process is gone (its IPC channel closes).
+ */
+const HEAP_FLAG = '--initial-old-space-size';
+const HEAP_MB = 128;
+
+function relaunchUnderHeapFlag(): boolean {
+  if (process.execArgv.some((a) => a.startsWith(HEAP_FLAG))) return false;
+  const child = spawn(process.execPath, [`${HEAP_FLAG}=${HEAP_MB}`, ...process.execArgv, ...process.argv.slice(1)], {
+    stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+    detached: process.platform !== 'win32',
+  });
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => child.kill(signal));
+  child.on('error', (err) => {
+    process.stderr.write(`pgn serve: cannot start the server process: ${err.message}\n`);
+    process.exit(1);
+  });
+  child.on('exit', (code, signal) => process.exit(code ?? 128 + (signal ? constants.signals[signal] : 0)));
+  return true;
+}
+
 async function serve(opts: ServeCommandOptions): Promise<void> {
+  if (relaunchUnderHeapFlag()) return;
+  let stop: ((why: string) => Promise<void>) | undefined; // once listening
+  if (process.send) {
+    process.channel?.unref(); // the channel alone must not keep the server alive
+    process.once('disconnect', () => void (stop ? stop('the launching process exited') : process.exit(1)));
+  }
   const options = await scorerOptions(opts, 'pgn serve');
   // Only an overlay draws the segments' label image, and it asks for one (the prediction stays: a
   // request's own threshold segments again, and the segments' classes come from it).
@@ -72,7 +109,7 @@ async function serve(opts: ServeCommandOptions): Promise<void> {
   });
   const app = buildServer(scorer, { maxBody: opts.maxBody, timeoutMs: opts.timeout });
   let stopping = false;
-  const stop = async (signal: string) => {
+  const stopServer = async (signal: string) => {
     if (stopping) process.exit(1); // a second signal: no more waiting
     stopping = true;
     process.stderr.write(`pgn serve: ${signal}: finishing the requests in flight\n`);
@@ -81,8 +118,9 @@ async function serve(opts: ServeCommandOptions): Promise<void> {
     await scorer.dispose();
     process.exit(0);
   };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stopServer('SIGTERM'));
+  process.on('SIGINT', () => void stopServer('SIGINT'));
   const address = await app.listen({ host: opts.host, port: opts.port });
+  stop = stopServer;
   process.stdout.write(`listening on ${address}\n`);
 }
