@@ -58,7 +58,7 @@ fi
 # and sharp, which are not instrumented.
 TESTS=("$@")
 if [[ ${#TESTS[@]} -eq 0 ]]; then
-  TESTS=(test/scores.test.ts test/upsample.test.ts test/binding-fuzz.test.ts test/fuzz-all.test.ts
+  TESTS=(test/scores.test.ts test/upsample.test.ts test/summary.test.ts test/binding-fuzz.test.ts test/fuzz-all.test.ts
          test/components.test.ts test/segments.test.ts test/pixel-metrics.test.ts test/instance-metrics.test.ts)
   [[ -f test/second-layer.test.ts ]] && TESTS+=(test/second-layer.test.ts)
 fi
