@@ -221,4 +221,22 @@ describe('pgn serve, a slow model (about 0.3 s per image)', () => {
     expect(await gone()).toBe(true);
     await expect(fetch(`${server.url}/healthz`)).rejects.toThrow();
   });
+
+  (process.platform === 'linux' ? test : test.skip)('under a debugger (--inspect) the server runs in the process started', async () => {
+    const child = spawn(process.execPath, ['--inspect=127.0.0.1:0', cli, 'serve', '--port', '0', '--model', slow], { stdio: ['ignore', 'pipe', 'ignore'] });
+    servers.push(child);
+    const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    let url = '';
+    for await (const line of readline.createInterface({ input: child.stdout! })) {
+      const m = /^listening on (http:\/\/127\.0\.0\.1:\d+)$/.exec(line);
+      if (m) {
+        url = m[1]!;
+        break;
+      }
+    }
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    expect(fs.readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim()).toBe('');
+    child.kill('SIGTERM');
+    expect(await exit).toBe(0);
+  });
 });

@@ -75,7 +75,9 @@ const HEAP_FLAG = '--initial-old-space-size';
 const HEAP_MB = 128;
 
 function relaunchUnderHeapFlag(): boolean {
-  if (process.execArgv.some((a) => a.startsWith(HEAP_FLAG))) return false;
+  // Given the flag, or under a debugger (--inspect*: the server itself is what is being debugged,
+  // and a second process would want the same inspector port): run here.
+  if (process.execArgv.some((a) => a.startsWith(HEAP_FLAG) || a.startsWith('--inspect'))) return false;
   const child = spawn(process.execPath, [`${HEAP_FLAG}=${HEAP_MB}`, ...process.execArgv, ...process.argv.slice(1)], {
     stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
     detached: process.platform !== 'win32',
