@@ -99,6 +99,19 @@ describe('upsampleArgmax equals the argmax of each class upsampled separately', 
     if (C > 1) expect(new Set(pred).size).toBeGreaterThan(1);
   });
 
+  // Output rows with many pixels near class boundaries read pixel-major copies of their source
+  // rows, the others the logits in place (native/core/upsample.cc, kDenseShare): both in one image.
+  test('noisy rows (pixel-major path) beside rows of clean regions (in-place path)', async () => {
+    const [C, h, w] = [12, 24, 40];
+    const data = regionLogits(1, C, h, w, 21, 0.01);
+    const r = rng(22);
+    for (let c = 0; c < C; c++)
+      for (let y = 8; y < 14; y++)
+        for (let x = 0; x < w; x++) data[(c * h + y) * w + x] = 3 * (r() - 0.5);
+    await expectFullArgmax(data, [1, C, h, w], [71, 123]);
+    await expectFullArgmax(data, [1, C, h, w], [48, 80], true);
+  });
+
   test('ties and near ties (equal logits, one ulp apart, huge, tiny and subnormal values) go to the lowest class as in the full computation', async () => {
     const [C, h, w] = [4, 12, 12];
     const r = rng(3);
