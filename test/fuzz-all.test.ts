@@ -138,12 +138,19 @@ function normalizeArgs(r: R): Args {
 
 function upsampleArgs(r: R): Args {
   const [P, h, w] = [int(r, 1, 4), int(r, 1, 9), int(r, 1, 9)];
-  return { input: floats(r, P * h * w), dims: [P, h, w], size: [int(r, 1, 24), int(r, 1, 24)], alignCorners: r() < 0.5, threads: pick(r, [0, 1, 3]) };
+  const size = [int(r, 1, 24), int(r, 1, 24)];
+  const input = floats(r, P * h * w);
+  // output: a right one, the input itself (shares memory), or one of the wrong type or length
+  const output = pick(r, [undefined, new Float32Array(P * size[0] * size[1]), input, new Int32Array(P * size[0] * size[1]), new Float32Array(P * size[0] * size[1] + 1)]);
+  return { input, dims: [P, h, w], size, alignCorners: r() < 0.5, threads: pick(r, [0, 1, 3]), ...(output ? { output } : {}) };
 }
 
 function upsampleArgmaxArgs(r: R): Args {
   const [N, C, h, w] = [int(r, 1, 3), int(r, 1, 6), int(r, 1, 9), int(r, 1, 9)];
-  return { logits: floats(r, N * C * h * w), dims: [N, C, h, w], size: [int(r, 1, 24), int(r, 1, 24)], alignCorners: r() < 0.5, threads: pick(r, [0, 1, 3]) };
+  const size = [int(r, 1, 24), int(r, 1, 24)];
+  const logits = floats(r, N * C * h * w);
+  const output = pick(r, [undefined, new Int32Array(N * size[0] * size[1]), new Int32Array(logits.buffer), new Float32Array(N * size[0] * size[1]), new Int32Array(N * size[0] * size[1] - 1)]);
+  return { logits, dims: [N, C, h, w], size, alignCorners: r() < 0.5, threads: pick(r, [0, 1, 3]), ...(output ? { output } : {}) };
 }
 
 function componentsArgs(r: R): Args {
@@ -270,14 +277,14 @@ const entryPoints: EntryPoint[] = [
   {
     name: 'upsample',
     call(r) {
-      const args = mutate(r, upsampleArgs(r), []);
+      const args = mutate(r, upsampleArgs(r), ['output']);
       return { run: () => native.upsample(args as never), check: (o) => expect(o).toHaveLength((args.dims as number[])[0] * (args.size as number[])[0] * (args.size as number[])[1]) };
     },
   },
   {
     name: 'upsampleArgmax',
     call(r) {
-      const args = mutate(r, upsampleArgmaxArgs(r), []);
+      const args = mutate(r, upsampleArgmaxArgs(r), ['output']);
       return { run: () => native.upsampleArgmax(args as never), check: (o) => expect(o).toHaveLength((args.dims as number[])[0] * (args.size as number[])[0] * (args.size as number[])[1]) };
     },
   },

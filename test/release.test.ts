@@ -4,8 +4,11 @@
  * another view still shows.
  */
 import path from 'node:path';
+import fs from 'node:fs';
+import sharp from 'sharp';
 import { native, releaseArrays } from '../src/addon';
-import { Scorer } from '../src/run/scorer';
+import { ArrayPool } from '../src/run/array-pool';
+import { ImageResult, Scorer } from '../src/run/scorer';
 import { expectThrow } from './helpers/errors';
 
 const image = path.join(__dirname, '..', 'models', 'demo', 'eval', 'images', 'demo_000.jpg');
@@ -50,4 +53,82 @@ test('Scorer.release empties the maps, prediction and labels; the segments stay'
   } finally {
     await scorer.dispose();
   }
+});
+
+describe('reuseArrays: released results\' maps and prediction are written again by later images', () => {
+  const images = ['demo_000', 'demo_001', 'demo_002'].map((f) => path.join(__dirname, '..', 'models', 'demo', 'eval', 'images', `${f}.jpg`));
+  const arrays = (r: ImageResult) => [...r.maps.map((m) => m.data), r.prediction!];
+
+  test('results equal those of a scorer without it, in arrays of released results of the same size', async () => {
+    const small = await sharp(fs.readFileSync(images[1]!)).resize(300, 150).jpeg().toBuffer(); // another size: no array fits it
+    const options = { executionProviders: ['cpu' as const], scores: ['pgn-oh:p=0.5', 'entropy'], segments: { minArea: 0 } };
+    const plain = await Scorer.create(options);
+    const reusing = await Scorer.create({ ...options, reuseArrays: true });
+    try {
+      const inputs = [images[0]!, small, images[1]!, images[2]!, small];
+      const expected = [];
+      for (const input of inputs) expected.push(await plain.score(input));
+      let previous: ImageResult | undefined;
+      for (const [i, input] of inputs.entries()) {
+        const result = await reusing.score(input);
+        for (const [k, m] of result.maps.entries()) expect(m.data).toEqual(expected[i]!.maps[k]!.data);
+        expect(result.prediction).toEqual(expected[i]!.prediction);
+        expect(JSON.parse(JSON.stringify(result.segments))).toEqual(JSON.parse(JSON.stringify(expected[i]!.segments)));
+        if (previous && previous.width === result.width) {
+          // the previous result's arrays, all three of them, each again in its own role
+          expect(result.maps[0]!.data === previous.maps[0]!.data || result.maps[0]!.data === previous.maps[1]!.data).toBe(true);
+          expect(result.prediction).toBe(previous.prediction);
+        } else if (previous) {
+          for (const a of arrays(result)) expect(arrays(previous)).not.toContain(a);
+        }
+        const kept = arrays(result).map((a) => a.length);
+        reusing.release(result);
+        expect(arrays(result).map((a) => a.length)).toEqual(kept); // kept, not detached
+        await expect(reusing.segmentsOf(result, {})).rejects.toThrow(/the result's arrays were released \(Scorer\.release\)/);
+        previous = result;
+      }
+    } finally {
+      await Promise.all([plain.dispose(), reusing.dispose()]);
+    }
+  });
+
+  test('a result released twice gives its arrays to one later result only', async () => {
+    const scorer = await Scorer.create({ executionProviders: ['cpu'], reuseArrays: true });
+    try {
+      const first = await scorer.score(images[0]!);
+      scorer.release(first);
+      scorer.release(first);
+      const [a, b] = await Promise.all([scorer.score(images[1]!), scorer.score(images[2]!)]);
+      expect(arrays(a).some((x) => arrays(b).includes(x))).toBe(false);
+      expect(arrays(a).filter((x) => arrays(first).includes(x)).length + arrays(b).filter((x) => arrays(first).includes(x)).length).toBe(2);
+      expect(a.maps[0]!.data).not.toEqual(b.maps[0]!.data);
+    } finally {
+      await scorer.dispose();
+    }
+  });
+});
+
+describe('ArrayPool', () => {
+  test('keeps whole arrays up to maxBytes, the oldest released beyond; takes by type and length', () => {
+    const pool = new ArrayPool(100);
+    const [a, b, c] = [new Float32Array(10), new Int32Array(10), new Float32Array(10)]; // 40 bytes each
+    const part = new Float32Array(20).subarray(0, 10);
+    pool.give([a, b, part, undefined]);
+    expect(part.length).toBe(10); // a view of part of a buffer: neither kept nor detached
+    pool.give([a]); // already kept: once
+    pool.give([c]); // 120 bytes: a, the oldest, goes
+    expect(a.length).toBe(0);
+    expect(pool.take(Float32Array, 10)).toBe(c);
+    expect(pool.take(Float32Array, 10)).toBeUndefined();
+    expect(pool.take(Float32Array, 11)).toBeUndefined();
+    expect(pool.take(Int32Array, 10)).toBe(b);
+    const big = new Float32Array(30); // 120 bytes: more than the pool holds
+    pool.give([big]);
+    expect(big.length).toBe(0);
+    const d = new Int32Array(5);
+    pool.give([d]);
+    pool.clear();
+    expect(d.length).toBe(0);
+    expect(pool.take(Int32Array, 5)).toBeUndefined();
+  });
 });

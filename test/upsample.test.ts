@@ -148,3 +148,40 @@ const realLogits = path.join(REAL, 'roadanomaly21', 'tensors', '0.logits.npy');
     expect(new Set(pred).size).toBeGreaterThan(3);
   });
 });
+
+describe('output: the result written into a given array', () => {
+  test('upsample and upsampleArgmax fill the given array, bit for bit what a new one holds, and give it back', async () => {
+    const maps = { data: randomArray(2 * 9 * 13, rng(31), -5, 5), dims: [2, 9, 13] as [number, number, number] };
+    const fresh = await upsample(maps, [40, 37]);
+    const given = new Float32Array(2 * 40 * 37).fill(NaN); // stale contents: every element must be written
+    const into = await upsample(maps, [40, 37], { output: given });
+    expect(into.data).toBe(given);
+    expect(Buffer.from(given.buffer).equals(Buffer.from(fresh.data.buffer))).toBe(true);
+
+    const logits = { data: regionLogits(1, 6, 12, 16, 8), dims: [1, 6, 12, 16] as [number, number, number, number] };
+    const pred = await upsampleArgmax(logits, [50, 61]);
+    const slot = new Int32Array(50 * 61).fill(-7);
+    const predInto = await upsampleArgmax(logits, [50, 61], { output: slot });
+    expect(predInto.data).toBe(slot);
+    expect(slot).toEqual(pred.data);
+  });
+
+  test('an output of the wrong type or size, detached, or sharing memory with the input is refused, naming it', async () => {
+    const data = new Float32Array(6);
+    const maps = { data, dims: [1, 2, 3] as [number, number, number] };
+    await expectRejection(upsample(maps, [2, 2], { output: new Int32Array(4) as never }), 'TypeError', /output must be a Float32Array/);
+    await expectRejection(upsample(maps, [2, 2], { output: new Float32Array(5) }), 'RangeError', /output has 5 elements but the result has 4/);
+    const detached = new Float32Array(4);
+    structuredClone(detached.buffer, { transfer: [detached.buffer] });
+    await expectRejection(upsample(maps, [2, 2], { output: detached }), 'TypeError', /output is empty or its buffer was detached/);
+    const shared = new Float32Array(12);
+    await expectRejection(upsample({ data: shared.subarray(0, 6), dims: [1, 2, 3] }, [2, 3], { output: shared.subarray(4, 10) }), 'RangeError', /output shares memory with the input/);
+    const logits = new Float32Array(2 * 4 * 4);
+    await expectRejection(upsampleArgmax({ data: logits, dims: [1, 2, 4, 4] }, [4, 4], { output: new Int32Array(logits.buffer, 0, 16) }), 'RangeError', /output shares memory with the input/);
+    await expectRejection(upsampleArgmax({ data: logits, dims: [1, 2, 4, 4] }, [4, 4], { output: new Float32Array(16) as never }), 'TypeError', /output must be an Int32Array/);
+    // side by side in one buffer, not overlapping: fine
+    const both = new Float32Array(6 + 4);
+    const out = await upsample({ data: both.subarray(0, 6).fill(1), dims: [1, 2, 3] }, [2, 2], { output: both.subarray(6) });
+    expect([...out.data]).toEqual([1, 1, 1, 1]);
+  });
+});

@@ -82,6 +82,19 @@ Napi::TypedArrayOf<float> float32_arg(Napi::Env env, Napi::Value value, const ch
   return arr;
 }
 
+Napi::TypedArray output_arg(Napi::Env env, Napi::Value value, napi_typedarray_type type, const char* type_name,
+                            int64_t expected, Napi::TypedArray input) {
+  Napi::TypedArray out = typed_array_arg(env, value, type, type_name, "output");
+  if (static_cast<int64_t>(out.ElementLength()) != expected)
+    throw_range(env, "output has " + std::to_string(out.ElementLength()) + " elements but the result has " +
+                         std::to_string(expected));
+  const auto* o = static_cast<const uint8_t*>(out.ArrayBuffer().Data()) + out.ByteOffset();
+  const auto* i = static_cast<const uint8_t*>(input.ArrayBuffer().Data()) + input.ByteOffset();
+  if (o < i + input.ByteLength() && i < o + out.ByteLength())
+    throw_range(env, "output shares memory with the input, which the call reads while it writes the output");
+  return out;
+}
+
 Napi::Uint8Array uint8_arg(Napi::Env env, Napi::Value value, const char* name, int64_t expected) {
   if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
     throw_type(env, std::string(name) + " must be a Uint8Array (or Buffer)");

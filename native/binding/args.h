@@ -34,6 +34,11 @@ Napi::TypedArray typed_array_arg(Napi::Env env, Napi::Value value, napi_typedarr
 // A Float32Array as typed_array_arg checks it, holding exactly product(dims) elements.
 Napi::TypedArrayOf<float> float32_arg(Napi::Env env, Napi::Value value, const char* name, int64_t expected);
 
+// A caller's array for a call to write into, as typed_array_arg checks it, holding exactly `expected`
+// elements and sharing no byte with `input` (the call reads that while it writes: RangeError).
+Napi::TypedArray output_arg(Napi::Env env, Napi::Value value, napi_typedarray_type type, const char* type_name,
+                            int64_t expected, Napi::TypedArray input);
+
 // A Uint8Array (a Buffer is one) that is attached and holds exactly `expected` bytes.
 Napi::Uint8Array uint8_arg(Napi::Env env, Napi::Value value, const char* name, int64_t expected);
 

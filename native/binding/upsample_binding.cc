@@ -1,5 +1,7 @@
-// upsample({ input, dims: [planes, h, w], size: [H, W], alignCorners?, threads? }) → Promise<Float32Array>
-// upsampleArgmax({ logits, dims: [N, C, h, w], size: [H, W], alignCorners?, threads? }) → Promise<Int32Array>
+// upsample({ input, dims: [planes, h, w], size: [H, W], alignCorners?, threads?, output? }) → Promise<Float32Array>
+// upsampleArgmax({ logits, dims: [N, C, h, w], size: [H, W], alignCorners?, threads?, output? }) → Promise<Int32Array>
+// With `output` (an array of the result's type and size, e.g. one of an earlier result) the result is
+// written into it and it is what the promise gives; else a new array.
 #include <functional>
 
 #include "../core/upsample.h"
@@ -49,7 +51,10 @@ Napi::Value Upsample(const Napi::CallbackInfo& info) {
   auto input = float32_arg(env, required(opts, "input"), "input", element_count(env, dims, "dims"));
   const Resize r = resize_args(env, opts);
   const int64_t count = element_count(env, {dims[0], r.height, r.width}, "output [planes, H, W]");
-  auto output = new_float32_unfilled(env, static_cast<size_t>(count), "the upsampled maps");
+  Napi::Value given = opts.Get("output");
+  auto output = given.IsUndefined()
+                    ? new_float32_unfilled(env, static_cast<size_t>(count), "the upsampled maps")
+                    : output_arg(env, given, napi_float32_array, "a Float32Array", count, input).As<Napi::Float32Array>();
   const float* in = input.Data();
   float* out = output.Data();
   return start(new OutputWorker(env, "pgn.upsample", [=] {
@@ -65,7 +70,10 @@ Napi::Value UpsampleArgmax(const Napi::CallbackInfo& info) {
   auto logits = float32_arg(env, required(opts, "logits"), "logits", element_count(env, dims, "dims"));
   const Resize r = resize_args(env, opts);
   const int64_t count = element_count(env, {dims[0], r.height, r.width}, "output [N, H, W]");
-  auto output = new_int32_unfilled(env, static_cast<size_t>(count), "the upsampled prediction");
+  Napi::Value given = opts.Get("output");
+  auto output = given.IsUndefined()
+                    ? new_int32_unfilled(env, static_cast<size_t>(count), "the upsampled prediction")
+                    : output_arg(env, given, napi_int32_array, "an Int32Array", count, logits).As<Napi::Int32Array>();
   const float* in = logits.Data();
   int32_t* out = output.Data();
   return start(new OutputWorker(env, "pgn.upsampleArgmax", [=] {

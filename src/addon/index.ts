@@ -98,6 +98,7 @@ export interface NativeAddon {
     size: number[];
     alignCorners?: boolean;
     threads?: number;
+    output?: Float32Array;
   }): Promise<Float32Array>;
   upsampleArgmax(options: {
     logits: Float32Array;
@@ -105,6 +106,7 @@ export interface NativeAddon {
     size: number[];
     alignCorners?: boolean;
     threads?: number;
+    output?: Int32Array;
   }): Promise<Int32Array>;
   /** Interleaved 8-bit RGB images → the model input [N, 3, plane] through per-channel tables (native/binding/normalize_binding.cc). */
   normalizeImages(options: {

@@ -158,6 +158,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     backend: opts.backend,
     executionProviders: opts.ep ? [opts.ep] : undefined,
     segments: opts.segments ? { minArea: 50, labels: !!opts.labels } : undefined,
+    reuseArrays: true, // as pgn score and pgn serve, which release each result when done with it
   });
   try {
     const images = opts.images ? await readImages(opts.images) : await Promise.all(Array.from({ length: opts.batch }, (_, i) => syntheticImage(opts.size[0], opts.size[1], i + 1, opts.format ?? 'png')));

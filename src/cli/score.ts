@@ -97,7 +97,8 @@ async function scoreAll(files: string[], stems: Map<string, string>, output: Out
   const options = await scorerOptions(opts, 'pgn score');
   // The label image is drawn by the overlay and the label PNG only: not built when neither is written.
   if (options.segments) options.segments.labels = !!output.dir && (output.overlay || !!output.labelsPng);
-  const scorer = await Scorer.create(options);
+  // Each result is released once its outputs are written: its arrays serve the next images.
+  const scorer = await Scorer.create({ ...options, reuseArrays: true });
   const colors = scorer.session.card.classes.map((c) => c.color);
   // Outputs half-written by a killed run of these inputs (shards writing beside us are left alone).
   const names = scorer.specs.map(scoreName);

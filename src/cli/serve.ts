@@ -108,6 +108,7 @@ async function serve(opts: ServeCommandOptions): Promise<void> {
     maxQueue: opts.maxQueue,
     maxBatch: opts.maxBatch,
     maxDelayMs: opts.maxDelayMs,
+    reuseArrays: true, // each result is released after its reply
   });
   const app = buildServer(scorer, { maxBody: opts.maxBody, timeoutMs: opts.timeout });
   let stopping = false;

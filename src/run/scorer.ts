@@ -10,6 +10,7 @@ import { decodeImage, DecodedImage, imageSize, toTensor } from '../image/preproc
 import { Backend, checkBackend, computeScores, DEFAULT_P, isPgn2, normalizeScore, scoreLabel, scoreName, ScoreSpec, upsample, upsampleArgmax } from '../scoring/scores';
 import { ExecutionProvider, ModelSession } from '../model/session';
 import { findSegments, Segment } from '../scoring/segments';
+import { ArrayPool } from './array-pool';
 import { AdmissionOptions, CallOptions, Scheduler, SchedulerLoad } from './scheduler';
 
 /** The embedded demo model (models/demo): used when no model is given. */
@@ -45,7 +46,18 @@ export interface ScorerOptions extends AdmissionOptions {
   limitInputPixels?: number;
   /** OoD segments of one score map: thresholded, connected components with statistics. */
   segments?: SegmentsOption;
+  /**
+   * What `release(result)` does with the result's score maps and prediction: false (default) frees
+   * them at once (they read as empty after); true keeps them (up to REUSE_BYTES) for later images of
+   * the same size to be written into, so that V8 counts no new ArrayBuffer for them: fewer full
+   * garbage collections, each a pause of the event loop (docs/api.md, "Reusing arrays"). Then an
+   * array taken from a released result is overwritten by a later image: read nothing of it after.
+   */
+  reuseArrays?: boolean;
 }
+
+/** How many bytes of released arrays a scorer with reuseArrays keeps: a few 2 MP images' worth. */
+export const REUSE_BYTES = 128 * 2 ** 20;
 
 export interface SegmentsOption {
   /** Which requested score to segment (its label, e.g. "pgn-oh:p=0.5"). Default: the first one. */
@@ -111,6 +123,10 @@ export interface ImageResult {
 export class Scorer {
   readonly specs: ScoreSpec[];
   private readonly scheduler: Scheduler<ImageInput, ImageResult>;
+  /** Released results' arrays, with reuseArrays. */
+  private readonly pool?: ArrayPool;
+  /** Results given to release(): segmentsOf refuses them (with reuseArrays their arrays stay readable). */
+  private readonly released = new WeakSet<ImageResult>();
 
   private constructor(
     readonly session: ModelSession,
@@ -121,6 +137,7 @@ export class Scorer {
   ) {
     this.specs = specs;
     this.scheduler = new Scheduler(this, options, session.fixedBatch, session.card.input.resize === 'none');
+    if (options.reuseArrays) this.pool = new ArrayPool(REUSE_BYTES);
   }
 
   static async create(options: ScorerOptions = {}): Promise<Scorer> {
@@ -182,10 +199,16 @@ export class Scorer {
    * Frees a result's arrays (score maps, prediction, segment labels) now instead of at the garbage
    * collection that would find them: for a server that is done with a result once it has replied.
    * ~40 MB per 2 MP image left to the collector force a full collection every image or two, each a
-   * pause of the event loop. The arrays read as empty afterwards; the segments stay usable.
+   * pause of the event loop. The arrays read as empty afterwards; the segments stay usable. With
+   * reuseArrays the maps and prediction are kept instead, to be written again by a later image.
    */
   release(result: ImageResult): void {
-    releaseArrays([...result.maps.map((m) => m.data), result.prediction, result.segmentLabels]);
+    if (this.released.has(result)) return; // twice would hand the same arrays to two later results
+    this.released.add(result);
+    const reusable = [...result.maps.map((m) => m.data), result.prediction];
+    if (this.pool) this.pool.give(reusable);
+    else releaseArrays(reusable);
+    releaseArrays([result.segmentLabels]);
   }
 
   /** Calls of `score()` waiting for admission, and images in flight. */
@@ -242,12 +265,14 @@ export class Scorer {
     const targets = outputSizes.map(({ height, width }): [number, number] => [height, width]);
     const mapsPerImage = await Promise.all(images.map((_, i) => Promise.all(this.specs.map(async (spec, k) => {
       const map = scored.maps[k].map.data.subarray(i * plane, (i + 1) * plane);
-      return { spec, name: scoreName(spec), data: (await upsample({ data: map, dims: [1, h, w] }, targets[i], up)).data };
+      const output = this.pool?.take(Float32Array, targets[i][0] * targets[i][1]);
+      return { spec, name: scoreName(spec), data: (await upsample({ data: map, dims: [1, h, w] }, targets[i], { ...up, output })).data };
     }))));
     const t4 = performance.now();
     const wantPrediction = this.options.prediction !== false || this.segmentation !== undefined;
     const predictions = await Promise.all(images.map(async (_, i) => wantPrediction
-      ? (await upsampleArgmax({ data: out.logits.subarray(i * classes * plane, (i + 1) * classes * plane), dims: [1, classes, h, w] }, targets[i], up)).data
+      ? (await upsampleArgmax({ data: out.logits.subarray(i * classes * plane, (i + 1) * classes * plane), dims: [1, classes, h, w] }, targets[i],
+        { ...up, output: this.pool?.take(Int32Array, targets[i][0] * targets[i][1]) })).data
       : undefined));
     const t5 = performance.now();
     // The model's outputs and the maps at its resolution are read by nothing from here on.
@@ -255,7 +280,10 @@ export class Scorer {
     const results = images.map((_, i) => ({ maps: mapsPerImage[i], prediction: predictions[i] }));
     const segments = await Promise.all(results.map((r, i) => this.segment(r.maps, r.prediction, outputSizes[i])));
     const t6 = performance.now();
-    if (this.options.prediction === false) releaseArrays(predictions); // computed for the segments' classes only
+    if (this.options.prediction === false) { // computed for the segments' classes only
+      if (this.pool) this.pool.give(predictions);
+      else releaseArrays(predictions);
+    }
     const timings: StageTimings = {
       decode: 0,
       preprocess: (t1 - t0) / n,
@@ -282,7 +310,8 @@ export class Scorer {
    * request. Settings not given are the scorer's own; its threshold only for its own score.
    */
   async segmentsOf(result: ImageResult, option: SegmentsOption): Promise<{ segments: Segment[]; segmentLabels: Uint32Array }> {
-    if (result.maps.some((m) => m.data.length === 0)) throw new TypeError("the result's arrays were released (Scorer.release): segment it before releasing it");
+    if (this.released.has(result) || result.maps.some((m) => m.data.length === 0))
+      throw new TypeError("the result's arrays were released (Scorer.release): segment it before releasing it");
     const own = this.options.segments ?? {};
     const given = Object.fromEntries(Object.entries(option).filter(([, v]) => v !== undefined)) as SegmentsOption;
     const ownScore = scoreLabel(own.score ?? this.specs[0]);
@@ -315,6 +344,7 @@ export class Scorer {
   }
 
   async dispose(): Promise<void> {
+    this.pool?.clear();
     await this.session.dispose();
   }
 }

@@ -187,10 +187,16 @@ export function computeSecondLayerScores(logits: Tensor, features: Tensor, secon
   return computeScores(logits, features, { ...options, secondLayer });
 }
 
-export interface UpsampleOptions {
+export interface UpsampleOptions<T extends Float32Array | Int32Array = Float32Array> {
   /** PyTorch's align_corners; default false (what segmentation networks use). */
   alignCorners?: boolean;
   threads?: number;
+  /**
+   * An array of the result's type and size to write the result into (e.g. one of a result no longer
+   * needed) instead of a new one: no new ArrayBuffer for V8 to count (docs/api.md, "Reusing arrays").
+   * It must share no memory with the input.
+   */
+  output?: T;
 }
 
 /** Bilinear resize of every map of a stack to [height, width], F.interpolate semantics. */
@@ -198,7 +204,7 @@ export async function upsample(maps: MapStack, size: [number, number], options: 
   if (maps === null || typeof maps !== 'object' || !(types.isFloat32Array(maps.data)) || !Array.isArray(maps.dims))
     throw new TypeError('maps must be { data: Float32Array, dims: [N, h, w] }');
   if (!Array.isArray(size)) throw new TypeError('size must be [height, width]');
-  const data = await native.upsample({ input: maps.data, dims: maps.dims, size, alignCorners: options.alignCorners, threads: options.threads });
+  const data = await native.upsample({ input: maps.data, dims: maps.dims, size, alignCorners: options.alignCorners, threads: options.threads, output: options.output });
   return { data, dims: [maps.dims[0], size[0], size[1]] };
 }
 
@@ -206,10 +212,10 @@ export async function upsample(maps: MapStack, size: [number, number], options: 
  * The predicted class at [height, width]: argmax of the bilinearly upsampled logits [N, C, h, w],
  * as the network's own upsampled output would give, without materializing the upsampled logits.
  */
-export async function upsampleArgmax(logits: Tensor, size: [number, number], options: UpsampleOptions = {}): Promise<MapStack<Int32Array>> {
+export async function upsampleArgmax(logits: Tensor, size: [number, number], options: UpsampleOptions<Int32Array> = {}): Promise<MapStack<Int32Array>> {
   checkTensor(logits, 'logits');
   if (!Array.isArray(size)) throw new TypeError('size must be [height, width]');
-  const data = await native.upsampleArgmax({ logits: logits.data, dims: logits.dims, size, alignCorners: options.alignCorners, threads: options.threads });
+  const data = await native.upsampleArgmax({ logits: logits.data, dims: logits.dims, size, alignCorners: options.alignCorners, threads: options.threads, output: options.output });
   return { data, dims: [logits.dims[0], size[0], size[1]] };
 }
 

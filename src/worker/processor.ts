@@ -52,7 +52,7 @@ function fail(err: unknown): never {
 
 /** A processor over one Scorer (created once, shared by the worker's concurrent jobs). */
 export async function createProcessor(options: ScorerOptions = {}): Promise<ScoreProcessor> {
-  const scorer = await Scorer.create(options);
+  const scorer = await Scorer.create({ reuseArrays: true, ...options }); // each result is released once written
   const colors = scorer.session.card.classes.map((c) => c.color);
   return {
     async process(job) {
