@@ -133,10 +133,11 @@ void clear_winners(const float* logits, int64_t classes, int64_t plane_stride, i
   }
 }
 
-// One source row's logits as full_argmax reads them: pixel x's class c at at[x·pixel + c·cls].
+// One source row's logits as full_argmax reads them: class c of a pixel `cls` floats after class 0
+// (a plane in place, 1 in the pixel-major copy, whose pixels are C floats apart).
 struct Logits {
   const float* at;
-  int64_t pixel, cls;
+  int64_t cls;
 };
 
 // One source row as upsample_argmax needs it: per output column, the clear winner both horizontal
@@ -158,7 +159,7 @@ class ArgmaxRow {
     agreed_.resize(out_w);
     for (int64_t x = 0; x < out_w; ++x)
       agreed_[x] = winners[xs.lo[x]] == winners[xs.hi[x]] ? winners[xs.lo[x]] : -1;
-    planar_ = {row_logits, 1, plane};
+    planar_ = {row_logits, plane};
     classes_ = classes, in_w_ = in_w, copied_ = false;
   }
 
@@ -167,7 +168,7 @@ class ArgmaxRow {
 
   Logits pixel_major() {
     if (!copied_) copy();
-    return {copy_.data(), classes_, 1};
+    return {copy_.data(), 1};
   }
 
  private:
