@@ -6,11 +6,13 @@
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import readline from 'node:readline';
 import sharp from 'sharp';
 import { parseNpy } from '../src/common/npy';
 import { Scorer } from '../src/run/scorer';
+import { buildServer } from '../src/serve/server';
 import { summarizeMaps } from '../src/scoring/summary';
 import { overlayPng, robustRange } from '../src/image/segment-images';
 import { writeSlowModel } from './helpers/slow-model';
@@ -238,5 +240,37 @@ describe('pgn serve, a slow model (about 0.3 s per image)', () => {
     expect(fs.readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim()).toBe('');
     child.kill('SIGTERM');
     expect(await exit).toBe(0);
+  });
+});
+
+describe('pgn serve, a client that goes away (the server in this process, a slow model)', () => {
+  test('its queued call leaves the queue unserved; a reply that finishes aborts nothing', async () => {
+    const image = await noisyImage(96, 64, 'png');
+    const scorer = await Scorer.create({ model: slow, intraOpThreads: 1, maxInFlight: 1 });
+    const app = buildServer(scorer);
+    const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    const abort = jest.spyOn(AbortController.prototype, 'abort');
+    try {
+      for (let i = 0; i < 2; i++) expect((await post(`${url}/v1/score`, image)).status).toBe(200);
+      expect(abort).not.toHaveBeenCalled();
+      let firstDone = false;
+      const first = post(`${url}/v1/score`, image).then((r) => ((firstDone = true), r));
+      while (scorer.load.inFlight < 1) await new Promise((r) => setTimeout(r, 5));
+      const leaving = http.request(`${url}/v1/score`, { method: 'POST', headers: { 'content-type': 'image/png' } });
+      leaving.on('error', () => {}); // the socket is destroyed on purpose
+      leaving.end(image);
+      while (scorer.load.queued < 1) await new Promise((r) => setTimeout(r, 5));
+      leaving.destroy();
+      while (scorer.load.queued > 0) await new Promise((r) => setTimeout(r, 5));
+      expect(firstDone).toBe(false); // it left the queue while the first call still ran: dropped, not served
+      expect(scorer.load.inFlight).toBe(1);
+      expect(abort).toHaveBeenCalledTimes(1);
+      expect((await first).status).toBe(200);
+      expect(abort).toHaveBeenCalledTimes(1);
+    } finally {
+      abort.mockRestore();
+      await app.close();
+      await scorer.dispose();
+    }
   });
 });

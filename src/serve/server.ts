@@ -93,10 +93,13 @@ async function scoreRoute(scorer: Scorer, metrics: ServerMetrics, options: Serve
   const q = parseQuery(req, served);
   const body = req.body;
   if (!Buffer.isBuffer(body) || body.length === 0) throw new ImageError('<body>: empty request body, not an image');
-  // A client that goes away stops its call: dropped from the queue, or its result discarded.
+  // A client that goes away stops its call: dropped from the queue, or its result discarded. Only
+  // while the call runs: a reply's socket closes after every reply, and an abort then would only
+  // build an AbortError (a DOMException, with its stack) for nothing.
   const gone = new AbortController();
-  reply.raw.on('close', () => gone.abort());
-  const result = await scorer.score(body, { signal: gone.signal, timeoutMs: options.timeoutMs });
+  const onClose = () => gone.abort();
+  reply.raw.once('close', onClose);
+  const result = await scorer.score(body, { signal: gone.signal, timeoutMs: options.timeoutMs }).finally(() => reply.raw.off('close', onClose));
   metrics.scored(result);
   let labels: Uint32Array | undefined;
   try {
