@@ -3,7 +3,8 @@
  * (throughput, latency p50/p95/p99, errors, /healthz latency while loaded, the server's peak RSS),
  * the same closed loop of concurrent callers on the in-process API (Scorer.score), and the offline
  * `pgn bench` throughput of the same model, on a 1920×1080 JPEG. The demo model always; the real
- * ESPNetv2 (../shared/real/espnetv2) when present. Every run is bounded (PGN_SERVE_SECONDS each).
+ * ESPNetv2 (../shared/real/espnetv2) when present. Every run is bounded (PGN_SERVE_SECONDS each,
+ * after PGN_SERVE_WARMUP seconds of the same load that are not measured).
  */
 const { execFileSync, spawn } = require('node:child_process');
 const fs = require('node:fs');
@@ -17,6 +18,7 @@ const { image2mp } = require('./backend');
 const CLI = path.join(__dirname, '..', 'dist', 'cli', 'index.js');
 const ESPNET = path.join(__dirname, '..', '..', 'shared', 'real', 'espnetv2');
 const SECONDS = Number(process.env.PGN_SERVE_SECONDS ?? 10);
+const WARMUP = Number(process.env.PGN_SERVE_WARMUP ?? 3);
 const CONCURRENCY = (process.env.PGN_SERVE_CONCURRENCY ?? '1,8,32').split(',').map(Number);
 
 function percentiles(values) {
@@ -41,32 +43,47 @@ async function startServer(model, extra) {
   throw new Error('pgn serve did not start');
 }
 
-/** GET /healthz every 50 ms until stopped: its latencies. */
+/**
+ * GET /healthz every 50 ms until stopped: its latencies. The probe is a process of its own, as a
+ * health checker is: inside the load generator it would also time the generator's own event loop.
+ */
 function probeHealth(url) {
+  const child = spawn(process.execPath, [__filename, 'probe', url], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  const exited = new Promise((r) => child.on('exit', r));
+  return async () => {
+    child.stdin.end();
+    await exited;
+    return JSON.parse(out);
+  };
+}
+
+/** The probe process: /healthz every 50 ms until stdin closes, then its percentiles on stdout. */
+async function probe(url) {
   const times = [];
   let on = true;
-  const loop = (async () => {
-    while (on) {
-      const t0 = performance.now();
-      await fetch(`${url}/healthz`).then((r) => r.arrayBuffer());
-      times.push(performance.now() - t0);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  })();
-  return async () => {
-    on = false;
-    await loop;
-    return percentiles(times);
-  };
+  process.stdin.on('end', () => (on = false)).resume();
+  while (on) {
+    const t0 = performance.now();
+    await fetch(`${url}/healthz`).then((r) => r.arrayBuffer());
+    times.push(performance.now() - t0);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  process.stdout.write(JSON.stringify(percentiles(times)));
 }
 
 async function served(model, connections, jpeg, extra = []) {
   const { url, child } = await startServer(model, extra);
-  await fetch(`${url}/v1/score`, { method: 'POST', body: jpeg, headers: { 'content-type': 'image/jpeg' } }); // warm-up
+  const load = { url: `${url}/v1/score`, method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: jpeg, connections, timeout: 120 };
+  // Warm-up at the same concurrency (first batches of each size, JIT, pools), then the measured
+  // window: its figures are the saturated steady state. Reading /metrics resets the lag histogram.
+  await autocannon({ ...load, duration: WARMUP });
+  await fetch(`${url}/metrics`).then((r) => r.text());
   const latencies = [];
   const stopProbe = probeHealth(url);
   const t0 = performance.now();
-  const instance = autocannon({ url: `${url}/v1/score`, method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: jpeg, connections, duration: SECONDS, timeout: 120 });
+  const instance = autocannon({ ...load, duration: SECONDS });
   instance.on('response', (_client, status, _bytes, ms) => status === 200 && latencies.push(ms));
   const result = await instance;
   const elapsed = (performance.now() - t0) / 1000;
@@ -146,5 +163,6 @@ module.exports = { run, print };
 
 if (require.main === module) {
   if (process.argv[2] === 'api') inProcess(process.argv[3], Number(process.argv[4])).then((r) => process.stdout.write(JSON.stringify(r)));
+  else if (process.argv[2] === 'probe') probe(process.argv[3]);
   else run().then(print);
 }
