@@ -7,6 +7,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import sharp from 'sharp';
@@ -222,6 +223,23 @@ describe('pgn serve, a slow model (about 0.3 s per image)', () => {
     while (!(await gone()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     expect(await gone()).toBe(true);
     await expect(fetch(`${server.url}/healthz`)).rejects.toThrow();
+  });
+
+  (process.platform === 'linux' ? test : test.skip)('the event loop keeps the process\'s priority; every other thread runs --worker-nice levels below it', async () => {
+    const server = await start(['--model', slow, '--intra-op-threads', '2', '--worker-nice', '7']);
+    expect((await post(`${server.url}/v1/score`, image)).status).toBe(200); // decoding, inference and the native passes have run
+    const pid = Number(fs.readFileSync(`/proc/${server.child.pid}/task/${server.child.pid}/children`, 'utf8').trim());
+    const base = os.getPriority(0); // the server inherits this process's nice level
+    const levels = () => fs.readdirSync(`/proc/${pid}/task`).map((tid) => [Number(tid), os.getPriority(Number(tid))] as const);
+    // Threads started since the last sweep are lowered within a second.
+    const deadline = Date.now() + 5000;
+    while (levels().some(([tid, nice]) => tid !== pid && nice < base + 7) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const all = levels();
+    expect(all.length).toBeGreaterThan(5);
+    expect(all.filter(([tid]) => tid === pid).map(([, nice]) => nice)).toEqual([base]);
+    expect(all.filter(([tid, nice]) => tid !== pid && nice !== Math.min(19, base + 7))).toEqual([]);
+    server.child.kill('SIGTERM');
+    expect(await server.exit).toBe(0);
   });
 
   (process.platform === 'linux' ? test : test.skip)('under a debugger (--inspect) the server runs in the process started', async () => {

@@ -9,6 +9,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { Scorer } from '../run/scorer';
 import { DEFAULT_P } from '../scoring/scores';
 import { buildServer, DEFAULT_MAX_BODY } from '../serve/server';
+import { DEFAULT_WORKER_NICE, lowerWorkerThreads } from '../serve/thread-priority';
 import { collect, parseCount, parseNumber, ScorerFlags, scorerOptions } from './options';
 
 interface ServeCommandOptions extends ScorerFlags {
@@ -20,6 +21,7 @@ interface ServeCommandOptions extends ScorerFlags {
   maxBatch: number;
   maxDelayMs: number;
   timeout?: number;
+  workerNice: number;
 }
 
 /** Bytes, with an optional k / m suffix (binary: 1k = 1024). */
@@ -34,6 +36,12 @@ function parseBytes(value: string): number {
 function parsePositive(value: string): number {
   const n = parseCount(value);
   if (n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+function parseNice(value: string): number {
+  const n = parseCount(value);
+  if (n > 19) throw new InvalidArgumentError('expected a nice level from 0 to 19');
   return n;
 }
 
@@ -56,6 +64,7 @@ export function serveCommand(): Command {
     .option('--threads <n>', 'native threads (0 = all cores)', parseCount)
     .option('--intra-op-threads <n>', 'ONNX Runtime intra-op threads', parseCount)
     .option('--backend <name>', 'native backend: cpu or cuda', 'cpu')
+    .option('--worker-nice <n>', "nice levels below the event loop at which the server's other threads run (Linux; 0 = the same)", parseNice, DEFAULT_WORKER_NICE)
     .option('--ep <name>', 'ONNX Runtime execution provider: cpu or cuda (default: cuda if available)')
     .action((opts: ServeCommandOptions) => serve(opts));
 }
@@ -110,6 +119,7 @@ async function serve(opts: ServeCommandOptions): Promise<void> {
     maxDelayMs: opts.maxDelayMs,
     reuseArrays: true, // each result is released after its reply
   });
+  lowerWorkerThreads(opts.workerNice);
   const app = buildServer(scorer, { maxBody: opts.maxBody, timeoutMs: opts.timeout });
   let stopping = false;
   const stopServer = async (signal: string) => {
