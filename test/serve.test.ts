@@ -230,14 +230,15 @@ describe('pgn serve, a slow model (about 0.3 s per image)', () => {
     expect((await post(`${server.url}/v1/score`, image)).status).toBe(200); // decoding, inference and the native passes have run
     const pid = Number(fs.readFileSync(`/proc/${server.child.pid}/task/${server.child.pid}/children`, 'utf8').trim());
     const base = os.getPriority(0); // the server inherits this process's nice level
+    const lower = Math.min(19, base + 7);
     const levels = () => fs.readdirSync(`/proc/${pid}/task`).map((tid) => [Number(tid), os.getPriority(Number(tid))] as const);
     // Threads started since the last sweep are lowered within a second.
     const deadline = Date.now() + 5000;
-    while (levels().some(([tid, nice]) => tid !== pid && nice < base + 7) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    while (levels().some(([tid, nice]) => tid !== pid && nice < lower) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     const all = levels();
     expect(all.length).toBeGreaterThan(5);
     expect(all.filter(([tid]) => tid === pid).map(([, nice]) => nice)).toEqual([base]);
-    expect(all.filter(([tid, nice]) => tid !== pid && nice !== Math.min(19, base + 7))).toEqual([]);
+    expect(all.filter(([tid, nice]) => tid !== pid && nice !== lower)).toEqual([]);
     server.child.kill('SIGTERM');
     expect(await server.exit).toBe(0);
   });

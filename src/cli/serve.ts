@@ -102,6 +102,7 @@ function relaunchUnderHeapFlag(): boolean {
 
 async function serve(opts: ServeCommandOptions): Promise<void> {
   if (relaunchUnderHeapFlag()) return;
+  lowerWorkerThreads(opts.workerNice);
   let stop: ((why: string) => Promise<void>) | undefined; // once listening
   if (process.send) {
     process.channel?.unref(); // the channel alone must not keep the server alive
@@ -119,7 +120,6 @@ async function serve(opts: ServeCommandOptions): Promise<void> {
     maxDelayMs: opts.maxDelayMs,
     reuseArrays: true, // each result is released after its reply
   });
-  lowerWorkerThreads(opts.workerNice);
   const app = buildServer(scorer, { maxBody: opts.maxBody, timeoutMs: opts.timeout });
   let stopping = false;
   const stopServer = async (signal: string) => {

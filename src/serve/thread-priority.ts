@@ -5,9 +5,10 @@
  * little CPU (about a sixth of a core at 30 images/s), in short bursts that at equal priority wait
  * their turn behind all of them. So every thread but the main one runs some nice levels below it,
  * which an unprivileged process may do to its own threads. The same work is done, in another
- * order: with the demo model batched at concurrency 32, the median of /healthz p99 over 20 s runs
- * went from 17 ms to 15 at nice 10 and 11.5 at 19, for the same throughput (docs/serving.md). The
- * cost: beside other busy processes of the same cgroup, the server's work yields to theirs.
+ * order. With the demo model batched at concurrency 32, /healthz p99 over 20 s runs: median 18 ms
+ * at equal priority (16 runs, 2 at 20 ms or more), 14.5 at nice 10 (32 runs, 2), 11.5 at nice 19
+ * (13 runs, 0; at most 17.6), for the same throughput (docs/serving.md). The cost: beside other
+ * busy processes of the same cgroup (a container's, a service's), the server's work yields to theirs.
  *
  * Threads come and go (libvips starts workers as it needs them), so the process's threads are
  * looked at again every second. Linux only: elsewhere a thread id cannot be given to setpriority.
@@ -15,7 +16,7 @@
 import { readdirSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 
-export const DEFAULT_WORKER_NICE = 10;
+export const DEFAULT_WORKER_NICE = 19;
 
 /** Every thread of this process but the main one, now and every second: `nice` levels below the main thread (at most 19). */
 export function lowerWorkerThreads(nice: number): void {
