@@ -3,6 +3,8 @@
  * src/cli/ owns the `pgn` command line: this file builds the program, each subcommand lives in
  * src/cli/<name>.ts, and the option parsers and progress output they share beside them.
  */
+// First: it notes Node.js's own threads before anything starts more (pgn serve keeps them at its priority).
+import '../serve/thread-priority';
 import { Command } from 'commander';
 import { loadAddon } from '../addon';
 import { PgnError } from '../common/errors';
