@@ -124,7 +124,7 @@ async function inProcess(model, connections) {
 
 function offline(model, batch) {
   const { runBench } = require('../dist/cli/bench');
-  return runBench({ model, size: [1080, 1920], batch, iterations: Math.max(4, 2 * batch), warmup: 1, segments: true }).then((r) => ({ batch, perSecond: r.imagesPerSecond }));
+  return runBench({ model, size: [1080, 1920], batch, iterations: Math.max(16, 4 * batch), warmup: 1, segments: true }).then((r) => ({ batch, perSecond: r.imagesPerSecond }));
 }
 
 async function run() {
