@@ -64,8 +64,8 @@ export function serveCommand(): Command {
     .option('--threads <n>', 'native threads (0 = all cores)', parseCount)
     .option('--intra-op-threads <n>', 'ONNX Runtime intra-op threads', parseCount)
     .option('--backend <name>', 'native backend: cpu or cuda', 'cpu')
-    .option('--worker-nice <n>', "nice levels below the event loop at which the server's other threads run (Linux; 0 = the same)", parseNice, DEFAULT_WORKER_NICE)
     .option('--ep <name>', 'ONNX Runtime execution provider: cpu or cuda (default: cuda if available)')
+    .option('--worker-nice <n>', "nice levels below the event loop at which the server's other threads run (Linux; 0 = the same)", parseNice, DEFAULT_WORKER_NICE)
     .action((opts: ServeCommandOptions) => serve(opts));
 }
 

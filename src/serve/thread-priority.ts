@@ -21,7 +21,7 @@ export const DEFAULT_WORKER_NICE = 19;
  * the CLI loads it first, before anything starts libuv's pool. They keep the main thread's
  * priority: V8's garbage collector runs its parallel phases on them while the main thread waits,
  * and lowered, they made the main thread sleep 50-90 ms in some major collections (its schedstat:
- * 3-7 ms on a CPU, the rest neither running nor runnable) against 10-20 ms left at its priority.
+ * 3-7 ms on a CPU, the rest neither running nor runnable); left at its priority, 22 ms at most.
  */
 const nodeThreads = new Set(process.platform === 'linux' ? readdirSync('/proc/self/task') : []);
 
@@ -31,8 +31,8 @@ export function lowerWorkerThreads(nice: number): void {
   const target = Math.min(19, getPriority(0) + nice);
   const sweep = () => {
     for (const entry of readdirSync('/proc/self/task')) {
+      if (nodeThreads.has(entry)) continue; // the main thread among them
       const tid = Number(entry);
-      if (tid === process.pid || nodeThreads.has(entry)) continue;
       try {
         if (getPriority(tid) < target) setPriority(tid, target);
       } catch {
