@@ -100,11 +100,14 @@ test('SIGKILLed at 12 seeded random moments, then resumed: each input once, ever
     const before = lineCount(journal);
     const { child, ended } = start(args);
     // A quarter of the kills at any moment of the start-up, the others while images are being
-    // written: a random 0-600 ms after the journal's next line.
-    if (rand() < 0.25) await Promise.race([ended, new Promise((r) => setTimeout(r, rand() * 1500))]);
+    // written: a random 0-600 ms after the journal's next line. Either way before the journal has
+    // grown by a few lines: on a fast machine 600 ms wrote 26 lines, and the 71 inputs ran out
+    // before the 12th kill.
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    if (rand() < 0.25) await Promise.race([ended, sleep(rand() * 1500), grown(journal, before + 1, ended)]);
     else {
       await grown(journal, before, ended);
-      await Promise.race([ended, new Promise((r) => setTimeout(r, rand() * 600))]);
+      await Promise.race([ended, sleep(rand() * 600), grown(journal, before + 3, ended)]);
     }
     child.kill('SIGKILL');
     const { signal } = await ended;
